@@ -1,0 +1,1 @@
+"""goldenpath: layered validation of a real-time AI chat platform's golden path."""

@@ -1,0 +1,356 @@
+"""Environment profiles: every setting a layer needs, layered and validated.
+
+Layering, lowest to highest: built-in defaults < ``envs/<profile>.env`` < ``.env``
+< process environment < explicit overrides. The profile comes from ``GOLDENPATH_ENV``
+(or a caller's explicit choice, e.g. ``invoke --env``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import SplitResult, urlsplit
+
+from dotenv.parser import parse_stream
+
+from goldenpath.masking import mask_value
+
+PROFILE_VAR = "GOLDENPATH_ENV"
+DEFAULT_PROFILE = "local"
+# Keys under these prefixes are passed through unvalidated, so a profile can carry
+# settings for the reference stack or for goldenpath's own knobs added later.
+PASS_THROUGH_PREFIXES = ("REFSTACK_", "GOLDENPATH_")
+
+
+class ConfigError(Exception):
+    """A setting is wrong; the message names where it came from and what to do."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a value came from: a file and line, the environment, or a default."""
+
+    source: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}" if self.line else self.source
+
+
+Validator = Callable[[str], str | None]
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    name: str
+    default: str | None
+    check: Validator
+    help: str
+    secret: bool = False
+
+
+def _url(*schemes: str) -> Validator:
+    def check(raw: str) -> str | None:
+        parts = urlsplit(raw)
+        if parts.scheme not in schemes or not (parts.hostname or parts.path):
+            return f"not a {' or '.join(s + '://' for s in schemes)} URL"
+        return _port_problem(parts)
+
+    return check
+
+
+def _port_problem(parts: SplitResult) -> str | None:
+    try:
+        parts.port  # noqa: B018 - urllib validates the port lazily, on access
+    except ValueError:
+        return "the port is not a number from 1 to 65535"
+    if parts.port == 0:
+        return "the port is not a number from 1 to 65535"
+    return None
+
+
+def _port(raw: str) -> str | None:
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        return "not a port (a whole number from 1 to 65535)"
+    return None
+
+
+def _positive(raw: str) -> str | None:
+    try:
+        value = float(raw)
+    except ValueError:
+        return "not a number"
+    if not math.isfinite(value) or value <= 0:
+        return "must be a positive number"
+    return None
+
+
+def _positive_int(raw: str) -> str | None:
+    if not raw.isdigit() or int(raw) <= 0:
+        return "must be a positive whole number"
+    return None
+
+
+def _percentile(raw: str) -> str | None:
+    problem = _positive(raw)
+    if problem or float(raw) > 100:
+        return "must be a percentile above 0 and at most 100"
+    return None
+
+
+def _boolean(raw: str) -> str | None:
+    if raw.lower() not in {"0", "1", "true", "false", "yes", "no", "on", "off"}:
+        return "not a boolean (use 1 or 0)"
+    return None
+
+
+def _text(raw: str) -> str | None:
+    return None
+
+
+SPECS: tuple[SettingSpec, ...] = (
+    SettingSpec("BACKEND_URL", "http://127.0.0.1:8000", _url("http", "https"),
+                "Backend base URL (REST API and the WebSocket's host)."),
+    SettingSpec("AUTH_SERVICE_URL", "http://127.0.0.1:8081", _url("http", "https"),
+                "Auth service base URL."),
+    SettingSpec("AUTH_SERVICE_PORT", None, _port,
+                "Port the auth service is told to listen on; must agree with AUTH_SERVICE_URL."),
+    SettingSpec("WEBSOCKET_URL", None, _url("ws", "wss"),
+                "WebSocket endpoint; derived from BACKEND_URL (+ /ws) when unset."),
+    SettingSpec("DATABASE_URL", None, _url("postgresql", "postgres", "sqlite"),
+                "PostgreSQL (or sqlite:///) DSN; unset means not configured.", secret=True),
+    SettingSpec("REDIS_URL", None, _url("redis", "rediss"),
+                "Redis URL; unset means not configured.", secret=True),
+    SettingSpec("CLICKHOUSE_URL", None, _url("http", "https"),
+                "ClickHouse HTTP interface URL; unset means not configured.", secret=True),
+    SettingSpec("E2E_OAUTH_SIMULATION_KEY", None, _text,
+                "E2E bypass key for POST /auth/e2e/test-auth.", secret=True),
+    SettingSpec("JWT_SECRET_KEY", None, _text,
+                "JWT signing secret; only for a target we run ourselves.", secret=True),
+    SettingSpec("SLA_WS_CONNECT_MS", "2000", _positive,
+                "Bound: WebSocket upgrade to connection_established, ms."),
+    SettingSpec("SLA_FIRST_EVENT_MS", "5000", _positive,
+                "Bound: user_message sent to agent_started, ms."),
+    SettingSpec("SLA_TOOL_RESULT_MS", "30000", _positive,
+                "Bound: tool_executing to its tool_completed, ms."),
+    SettingSpec("SLA_EVENT_DELIVERY_MS", "500", _positive,
+                "Bound: server timestamp to client receipt, ms."),
+    SettingSpec("SLA_CONCURRENT_USERS", "10", _positive_int,
+                "Concurrent users that must run without interference."),
+    SettingSpec("SLA_PERCENTILE", "95", _percentile,
+                "Percentile the bounds are checked on (the maximum is checked too)."),
+    SettingSpec("GOLDENPATH_TIMEOUT_S", "10", _positive,
+                "Timeout of every single network call made by goldenpath, seconds."),
+    SettingSpec("GOLDENPATH_AUTOSTART", "1", _boolean,
+                "Start the reference stack when a loopback target does not answer."),
+    SettingSpec("GOLDENPATH_REQUIRE_SERVICES", "0", _boolean,
+                "Fail, instead of skip, tests whose service (PostgreSQL, docker, ...) is absent."),
+)
+SPECS_BY_NAME: dict[str, SettingSpec] = {spec.name: spec for spec in SPECS}
+
+
+@dataclass(frozen=True)
+class Sla:
+    ws_connect_ms: float
+    first_event_ms: float
+    tool_result_ms: float
+    event_delivery_ms: float
+    concurrent_users: int
+    percentile: float
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved, validated settings of one profile."""
+
+    profile: str
+    values: Mapping[str, str]
+    origins: Mapping[str, Origin] = field(repr=False)
+
+    def get(self, name: str) -> str | None:
+        return self.values.get(name)
+
+    @property
+    def backend_url(self) -> str:
+        return self.values["BACKEND_URL"].rstrip("/")
+
+    @property
+    def auth_service_url(self) -> str:
+        return self.values["AUTH_SERVICE_URL"].rstrip("/")
+
+    @property
+    def websocket_url(self) -> str:
+        return self.values["WEBSOCKET_URL"]
+
+    @property
+    def database_url(self) -> str | None:
+        return self.values.get("DATABASE_URL")
+
+    @property
+    def redis_url(self) -> str | None:
+        return self.values.get("REDIS_URL")
+
+    @property
+    def clickhouse_url(self) -> str | None:
+        return self.values.get("CLICKHOUSE_URL")
+
+    @property
+    def timeout_s(self) -> float:
+        return float(self.values["GOLDENPATH_TIMEOUT_S"])
+
+    @property
+    def autostart(self) -> bool:
+        return is_true(self.values["GOLDENPATH_AUTOSTART"])
+
+    @property
+    def require_services(self) -> bool:
+        return is_true(self.values["GOLDENPATH_REQUIRE_SERVICES"])
+
+    @property
+    def sla(self) -> Sla:
+        v = self.values
+        return Sla(
+            ws_connect_ms=float(v["SLA_WS_CONNECT_MS"]),
+            first_event_ms=float(v["SLA_FIRST_EVENT_MS"]),
+            tool_result_ms=float(v["SLA_TOOL_RESULT_MS"]),
+            event_delivery_ms=float(v["SLA_EVENT_DELIVERY_MS"]),
+            concurrent_users=int(v["SLA_CONCURRENT_USERS"]),
+            percentile=float(v["SLA_PERCENTILE"]),
+        )
+
+    def as_env(self) -> dict[str, str]:
+        """The values as environment variables, for a child process (not for display)."""
+        return {PROFILE_VAR: self.profile, **self.values}
+
+    def masked(self) -> list[tuple[str, str, str]]:
+        """(name, masked value, origin) rows, safe to print or write into a report."""
+        return [
+            (name, mask_value(name, value), str(self.origins[name]))
+            for name, value in sorted(self.values.items())
+        ]
+
+
+def is_true(raw: str) -> bool:
+    return raw.lower() in {"1", "true", "yes", "on"}
+
+
+def available_profiles(root: Path) -> list[str]:
+    return sorted(path.stem for path in (root / "envs").glob("*.env"))
+
+
+def read_env_file(path: Path, label: str) -> dict[str, tuple[str, Origin]]:
+    """Parse one env file with python-dotenv's parser; a malformed line is an error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{label}: not UTF-8 text ({exc.reason}); save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot read ({exc.strerror})") from None
+    entries: dict[str, tuple[str, Origin]] = {}
+    for binding in parse_stream(io.StringIO(text)):
+        line = binding.original.line
+        if binding.error:
+            raise ConfigError(
+                f"{label}:{line}: cannot parse {binding.original.string.strip()!r}; "
+                "expected KEY=value"
+            )
+        if binding.key is None:
+            continue  # a comment or a blank line
+        if binding.value is None:
+            raise ConfigError(f"{label}:{line}: {binding.key} has no value; write {binding.key}=value")
+        entries[binding.key] = (binding.value, Origin(label, line))
+    return entries
+
+
+def _check_known(entries: Mapping[str, tuple[str, Origin]]) -> None:
+    for key, (_, origin) in entries.items():
+        if key in SPECS_BY_NAME or key.startswith(PASS_THROUGH_PREFIXES):
+            continue
+        guess = difflib.get_close_matches(key, list(SPECS_BY_NAME), n=1)
+        hint = f"; did you mean {guess[0]}?" if guess else "; see .env.example for the known keys"
+        raise ConfigError(f"{origin}: unknown setting {key}{hint}")
+
+
+def resolve_profile(root: Path, explicit: str | None, environ: Mapping[str, str],
+                    layer_default: str = DEFAULT_PROFILE) -> str:
+    profile = explicit or environ.get(PROFILE_VAR) or layer_default
+    profiles = available_profiles(root)
+    if profile not in profiles:
+        source = "--env" if explicit else PROFILE_VAR if environ.get(PROFILE_VAR) else "layer default"
+        raise ConfigError(
+            f"unknown profile {profile!r} ({source}); profiles: {', '.join(profiles) or 'none'}"
+            f" (files in {root / 'envs'})"
+        )
+    return profile
+
+
+def load_settings(
+    root: Path | str = ".",
+    profile: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | None = None,
+    layer_default: str = DEFAULT_PROFILE,
+) -> Settings:
+    """Resolve one profile's settings; raise ConfigError naming the file, line and key."""
+    root = Path(root)
+    environ = os.environ if environ is None else environ
+    name = resolve_profile(root, profile, environ, layer_default)
+
+    layers: list[dict[str, tuple[str, Origin]]] = []
+    layers.append({s.name: (s.default, Origin("default")) for s in SPECS if s.default is not None})
+    profile_entries = read_env_file(root / "envs" / f"{name}.env", f"envs/{name}.env")
+    _check_known(profile_entries)
+    layers.append(profile_entries)
+    dotenv_path = root / ".env"
+    if dotenv_path.is_file():
+        # .env is shared with the platform's own services, so keys we do not know are theirs.
+        layers.append(_known_only(read_env_file(dotenv_path, ".env")))
+    layers.append(_known_only({k: (v, Origin("environment")) for k, v in environ.items()}))
+    layers.append({k: (v, Origin("override")) for k, v in (overrides or {}).items()})
+
+    merged: dict[str, tuple[str, Origin]] = {}
+    for layer in layers:
+        merged.update(layer)
+    # An empty value means "not configured", the way docker compose and dotenv users expect.
+    merged = {k: v for k, v in merged.items() if v[0] != ""}
+    _derive_websocket_url(merged)
+    _validate(merged)
+    return Settings(
+        profile=name,
+        values={k: v for k, (v, _) in merged.items()},
+        origins={k: o for k, (_, o) in merged.items()},
+    )
+
+
+def _known_only(entries: Mapping[str, tuple[str, Origin]]) -> dict[str, tuple[str, Origin]]:
+    return {
+        k: v for k, v in entries.items()
+        if k in SPECS_BY_NAME or (k.startswith(PASS_THROUGH_PREFIXES) and k != PROFILE_VAR)
+    }
+
+
+def _derive_websocket_url(merged: dict[str, tuple[str, Origin]]) -> None:
+    if "WEBSOCKET_URL" in merged:
+        return
+    backend, origin = merged["BACKEND_URL"]
+    parts = urlsplit(backend)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    merged["WEBSOCKET_URL"] = (
+        f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}/ws",
+        Origin(f"derived from BACKEND_URL ({origin})"),
+    )
+
+
+def _validate(merged: Mapping[str, tuple[str, Origin]]) -> None:
+    for key, (value, origin) in merged.items():
+        spec = SPECS_BY_NAME.get(key)
+        problem = spec.check(value) if spec else None
+        if problem:
+            # The value is masked: a malformed DSN may still hold a real password.
+            raise ConfigError(f"{origin}: {key}={mask_value(key, value)!r}: {problem}")

@@ -1,0 +1,1 @@
+"""nox sessions, one module per validation layer: wiring only (deps, profile, pytest args)."""

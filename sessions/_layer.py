@@ -1,0 +1,50 @@
+"""The one helper behind every layer session: profile, venv, target, pytest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+from goldenpath.config import ConfigError, Settings, load_settings
+from goldenpath.layers import Layer, load_project
+from goldenpath.stack import StackError
+from goldenpath.target import ensure_target
+
+ROOT = Path(__file__).resolve().parent.parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+PROJECT = load_project(ROOT / "pyproject.toml")
+REPORTS = "reports"
+
+
+def layer_settings(session: nox.Session, layer: Layer) -> Settings:
+    """The layer's profile, resolved; a bad profile or env file ends the session in one line."""
+    try:
+        return load_settings(ROOT, layer_default=layer.profile)
+    except ConfigError as exc:
+        session.error(str(exc))
+
+
+def install_group(session: nox.Session, group: str) -> None:
+    session.install(*nox.project.dependency_groups(PYPROJECT, group))
+
+
+def run_layer(session: nox.Session, name: str) -> None:
+    """Run one layer's tests in this session's venv; posargs go to pytest."""
+    layer = PROJECT.layers[name]
+    settings = layer_settings(session, layer)
+    install_group(session, layer.group)
+    argv = [*layer.pytest_argv(REPORTS), *session.posargs]
+    env = settings.as_env()
+    if not layer.needs_target:
+        session.run("pytest", *argv, env=env)
+        return
+    python = str(Path(session.bin) / "python")
+    try:
+        with ensure_target(settings, python=python) as started:
+            if started:
+                session.log(f"reference stack started for this session (pid {started.pid}), "
+                            f"log: {started.spec.log_path}")
+            session.run("pytest", *argv, env=env)
+    except StackError as exc:
+        session.error(str(exc))

@@ -1,0 +1,12 @@
+"""Staging layer (Task 3.2): a deployed environment, read-only but for its test users."""
+
+import nox
+
+from sessions._layer import run_layer
+
+
+# Opt-in: it talks to a deployed environment, whose profile a team edits first.
+@nox.session(default=False, tags=["staging", "remote", "target"])
+def staging(session: nox.Session) -> None:
+    """Staging connectivity, SLA compliance and persistence (profile: staging)."""
+    run_layer(session, "staging")
