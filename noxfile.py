@@ -9,7 +9,13 @@ only the settings every session shares.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import nox
+
+# nox loads this file by path; the layer modules and goldenpath sit beside it.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 nox.needs_version = ">=2025.10.16"
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -17,16 +23,8 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
 
-# Importing a layer module registers its session.
-from sessions import (  # noqa: E402
-    collect,
-    docker,
-    e2e,
-    integration,
-    lint,
-    multi_user,
-    staging,
-    unit,
-)
+# Importing a layer module registers its session, in this order: cheapest checks first,
+# then the layers from the inside out, as `nox` runs and `nox -l` lists them.
+from sessions import lint, collect, unit, integration, e2e, staging, multi_user, docker  # noqa: E402, I001
 
 __all__ = ["collect", "docker", "e2e", "integration", "lint", "multi_user", "staging", "unit"]

@@ -60,14 +60,20 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("fixture error", re.compile(r"fixture '(?P<name>\w+)' not found")),
     ("unknown marker", re.compile(r"'(?P<name>[\w]+)' not found in `markers` configuration option")),
 )
-_CONFTEST = re.compile(r"(?:while loading conftest|ConftestImportFailure).*?'(?P<path>[^']+conftest\.py)'")
+# A broken conftest shows up two ways: pytest's own message when it loads an initial
+# conftest, or a collection traceback whose module frame is a conftest.py.
+_CONFTEST = re.compile(
+    r"(?:while loading conftest|ConftestImportFailure).*?'(?P<path>[^']+conftest\.py)'"
+    r"|^(?P<frame>\S*conftest\.py):\d+: in <module>$",
+    re.MULTILINE,
+)
 _FILE_LINE = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
 
 
 def classify(where: str, text: str, renames: Mapping[str, str]) -> CollectError:
     """Turn one collection failure's text into a structured, explained error."""
     conftest = _CONFTEST.search(text)
-    file = conftest.group("path") if conftest else where
+    file = (conftest.group("path") or conftest.group("frame")) if conftest else where
     for kind, pattern in _PATTERNS:
         match = pattern.search(text)
         if not match:
@@ -132,6 +138,8 @@ def collect_paths(
         report = Path(tmp) / "collect.json"
         env = {**os.environ, "PYTHONPATH": _pythonpath(root)}
         argv = [python, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                # An unregistered marker is a collection error, whatever the tree's own config says.
+                "--strict-markers",
                 "-p", "goldenpath.collect_plugin", f"--goldenpath-collect-report={report}",
                 *paths]
         try:

@@ -5,7 +5,7 @@ import nox
 from sessions._layer import REPORTS, install_group
 
 
-@nox.session(tags=["collect", "fast", "suite", "preflight"])
+@nox.session(tags=["collect", "fast", "preflight"])
 def collect(session: nox.Session) -> None:
     """pytest --collect-only over every layer; passes only with zero collection errors."""
     install_group(session, "collect")

@@ -5,7 +5,7 @@ import nox
 from sessions._layer import REPORTS, install_group
 
 
-@nox.session(tags=["lint", "fast", "suite"])
+@nox.session(tags=["lint", "fast", "static"])
 def lint(session: nox.Session) -> None:
     """ruff and mypy over the whole repository."""
     install_group(session, "lint")

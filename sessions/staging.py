@@ -5,8 +5,7 @@ import nox
 from sessions._layer import run_layer
 
 
-# Opt-in: it talks to a deployed environment, whose profile a team edits first.
-@nox.session(default=False, tags=["staging", "remote", "target"])
+@nox.session(tags=["staging", "target", "remote"])
 def staging(session: nox.Session) -> None:
     """Staging connectivity, SLA compliance and persistence (profile: staging)."""
     run_layer(session, "staging")

@@ -1,0 +1,59 @@
+"""The noxfile as CI and developers use it: a session matrix, and one clear line on bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+LAYER_SESSIONS = {"unit", "integration", "e2e", "staging", "multi_user", "docker", "collect", "lint"}
+
+
+def nox(*args: str, env: dict[str, str] | None = None, tmp: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nox", "--noxfile", str(REPO / "noxfile.py"),
+         "--envdir", str(tmp / "nox"), *args],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "NOX_SCRIPT_MODE": "none", **(env or {})},
+    )
+
+
+def test_the_session_list_is_a_ci_matrix(tmp_path: Path) -> None:
+    proc = nox("-l", "--json", tmp=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    sessions = {entry["session"]: entry for entry in json.loads(proc.stdout)}
+    assert set(sessions) == LAYER_SESSIONS
+    for name, entry in sessions.items():
+        assert entry["description"], f"{name} has no one-line docstring"
+        assert name in entry["tags"] or name == "multi_user" and "multi_user" in entry["tags"]
+
+
+def test_a_plain_run_is_the_whole_suite(tmp_path: Path) -> None:
+    listing = nox("-l", tmp=tmp_path).stdout
+    selected = {line.split()[1] for line in listing.splitlines() if line.startswith("* ")}
+    assert selected == LAYER_SESSIONS
+
+
+def test_an_unknown_profile_ends_the_session_with_one_clear_line(tmp_path: Path) -> None:
+    proc = nox("-s", "unit", "--no-venv", env={"GOLDENPATH_ENV": "nope"}, tmp=tmp_path)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1
+    assert "unknown profile 'nope' (GOLDENPATH_ENV); profiles: ci, local, staging" in output
+    assert "Traceback" not in output
+
+
+def test_a_malformed_dotenv_line_ends_the_session_naming_file_and_line(tmp_path: Path) -> None:
+    # A profile written for the test, selected like any other: the repository's own .env is untouched.
+    profile = REPO / "envs" / "zz-broken-test.env"
+    profile.write_text("BACKEND_URL=http://127.0.0.1:8000\nnot a setting\n")
+    try:
+        proc = nox("-s", "unit", "--no-venv", env={"GOLDENPATH_ENV": "zz-broken-test"}, tmp=tmp_path)
+    finally:
+        profile.unlink()
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1
+    assert "envs/zz-broken-test.env:2: cannot parse 'not a setting'" in output
+    assert "Traceback" not in output
