@@ -1,0 +1,139 @@
+"""Invoke tasks for ops: `invoke --list` shows them, `invoke --help TASK` explains one.
+
+Every task takes `--env <profile>` (default: GOLDENPATH_ENV, else local) and
+`--json <file>` (write its result as JSON). Exit codes: 0 ok, 1 a check failed,
+2 a usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.tasks import task
+from invoke.exceptions import Exit
+from rich.console import Console
+from rich.table import Table
+
+from goldenpath import stack as stack_process
+from goldenpath.config import ConfigError, Settings, load_settings
+from goldenpath.files import write_atomically
+from goldenpath.health import ServiceHealth, check_target
+
+ROOT = Path(__file__).resolve().parent
+console = Console()
+
+ENV_HELP = "profile to use (a file in envs/); default: GOLDENPATH_ENV, else local"
+JSON_HELP = "also write the result as JSON to this file"
+
+
+def settings_for(env: str) -> Settings:
+    try:
+        return load_settings(ROOT, env or None)
+    except ConfigError as exc:
+        raise Exit(f"error: {exc}", code=2) from None
+
+
+def write_json(path: str, payload: Any) -> None:
+    if path:
+        write_atomically(Path(path), json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def spec_for(settings: Settings) -> stack_process.StackSpec:
+    return stack_process.refstack_spec(settings, state_dir=ROOT / stack_process.STATE_DIR)
+
+
+def health_table(rows: list[ServiceHealth]) -> Table:
+    table = Table(title="reference stack", title_justify="left")
+    for column in ("service", "url", "live", "ready", "dependencies", "ms", "problem"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        deps = "\n".join(f"{dep}={status}" for dep, status in row.checks.items())
+        table.add_row(row.name, row.url, "yes" if row.live else "no", row.ready, deps,
+                      f"{row.latency_ms:.0f}", row.problem)
+    return table
+
+
+BACKEND_FLAGS = {"postgres": "DATABASE_URL", "redis": "REDIS_URL", "clickhouse": "CLICKHOUSE_URL"}
+
+
+@task(help={
+    "env": ENV_HELP,
+    "postgres": "require PostgreSQL (DATABASE_URL) instead of the embedded SQLite",
+    "redis": "require Redis (REDIS_URL) for sessions and token revocation",
+    "clickhouse": "require ClickHouse (CLICKHOUSE_URL) for per-event analytics",
+    "faults": "inject faults, e.g. 'drop:tool_completed,leak:0.1' (see docs/refstack.md)",
+    "json": JSON_HELP,
+})
+def up(c: Context, env: str = "", postgres: bool = False, redis: bool = False,
+       clickhouse: bool = False, faults: str = "", json: str = "") -> None:
+    """Start the reference stack in the background on the profile's ports; wait until healthy."""
+    settings = settings_for(env)
+    wanted = {"postgres": postgres, "redis": redis, "clickhouse": clickhouse}
+    for flag, on in wanted.items():
+        if on and not settings.get(BACKEND_FLAGS[flag]):
+            raise Exit(f"error: --{flag} needs {BACKEND_FLAGS[flag]} (set it in .env or the "
+                       "environment)", code=2)
+    spec = stack_process.refstack_spec(settings, faults=faults or None,
+                                       state_dir=ROOT / stack_process.STATE_DIR)
+    running = stack_process.find_running(spec)
+    if running:
+        raise Exit(f"error: the stack is already running (pid {running.pid}); "
+                   "`invoke stack.down` first", code=1)
+    try:
+        started = stack_process.start(spec)
+    except stack_process.StackError as exc:
+        raise Exit(f"error: {exc}", code=1) from None
+    rows = check_target(settings)
+    console.print(health_table(rows))
+    console.print(f"stack up (pid {started.pid}); log: {spec.log_path}")
+    write_json(json, {"pid": started.pid, "services": [asdict(r) for r in rows]})
+
+
+@task(help={"env": ENV_HELP, "json": JSON_HELP})
+def down(c: Context, env: str = "", json: str = "") -> None:
+    """Stop the background reference stack and everything it started."""
+    spec = spec_for(settings_for(env))
+    running = stack_process.find_running(spec)
+    if running is None:
+        console.print("no stack running")
+        write_json(json, {"stopped": None})
+        return
+    stack_process.stop(running)
+    console.print(f"stack stopped (pid {running.pid})")
+    write_json(json, {"stopped": running.pid})
+
+
+@task(help={"env": ENV_HELP, "json": JSON_HELP})
+def status(c: Context, env: str = "", json: str = "") -> None:
+    """Liveness, readiness and dependencies of both services; exit 1 unless all healthy."""
+    settings = settings_for(env)
+    running = stack_process.find_running(spec_for(settings))
+    rows = check_target(settings)
+    console.print(health_table(rows))
+    console.print(f"background stack: pid {running.pid}" if running else
+                  "background stack: not started by `invoke stack.up`")
+    write_json(json, {"pid": running.pid if running else None,
+                      "services": [asdict(r) for r in rows]})
+    if not all(row.ok for row in rows):
+        raise Exit("error: the target is not healthy", code=1)
+
+
+@task(help={"env": ENV_HELP, "lines": "how many of the last lines to show"})
+def logs(c: Context, env: str = "", lines: int = 50) -> None:
+    """The last lines of the background stack's log."""
+    if lines <= 0:
+        raise Exit("error: --lines must be a positive number", code=2)
+    log_path = spec_for(settings_for(env)).log_path
+    if not log_path.exists():
+        raise Exit(f"error: no log at {log_path}; start the stack with `invoke stack.up`", code=1)
+    text = log_path.read_text(errors="replace").splitlines()[-lines:]
+    console.print("\n".join(text), markup=False, highlight=False)
+
+
+ns = Collection()
+ns.add_collection(Collection("stack", up, down, status, logs))
