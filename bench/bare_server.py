@@ -11,7 +11,6 @@ import json
 import sys
 import uuid
 from datetime import UTC, datetime
-
 from http import HTTPStatus
 
 from websockets.asyncio.server import ServerConnection, serve

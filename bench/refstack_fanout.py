@@ -29,9 +29,9 @@ from websockets.asyncio.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from goldenpath import stack  # noqa: E402
-from goldenpath.config import load_settings  # noqa: E402
-from goldenpath.testing import free_port  # noqa: E402
+from goldenpath import stack
+from goldenpath.config import load_settings
+from goldenpath.testing import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 60.0
