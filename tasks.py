@@ -8,6 +8,7 @@ Every task takes `--env <profile>` (default: GOLDENPATH_ENV, else local) and
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,13 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 from rich.console import Console
-from rich.table import Table
 
+from goldenpath import ports as port_alignment
 from goldenpath import stack as stack_process
 from goldenpath.config import ConfigError, Settings, load_settings
 from goldenpath.files import write_atomically
-from goldenpath.health import ServiceHealth, check_target
+from goldenpath.health import check_target
+from goldenpath.render import health_table, ports_tables
 
 ROOT = Path(__file__).resolve().parent
 console = Console()
@@ -45,17 +47,6 @@ def write_json(path: str, payload: Any) -> None:
 
 def spec_for(settings: Settings) -> stack_process.StackSpec:
     return stack_process.refstack_spec(settings, state_dir=ROOT / stack_process.STATE_DIR)
-
-
-def health_table(rows: list[ServiceHealth]) -> Table:
-    table = Table(title="reference stack", title_justify="left")
-    for column in ("service", "url", "live", "ready", "dependencies", "ms", "problem"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        deps = "\n".join(f"{dep}={status}" for dep, status in row.checks.items())
-        table.add_row(row.name, row.url, "yes" if row.live else "no", row.ready, deps,
-                      f"{row.latency_ms:.0f}", row.problem)
-    return table
 
 
 BACKEND_FLAGS = {"postgres": "DATABASE_URL", "redis": "REDIS_URL", "clickhouse": "CLICKHOUSE_URL"}
@@ -135,5 +126,40 @@ def logs(c: Context, env: str = "", lines: int = 50) -> None:
     console.print("\n".join(text), markup=False, highlight=False)
 
 
+@task(name="ports", help={
+    "env": ENV_HELP,
+    "fix": "write the resolved address into .env (atomically, after a backup in .env.bak)",
+    "write_profile": "with --fix, also write it into the committed profile envs/<profile>.env",
+    "json": JSON_HELP,
+})
+def auth_ports(c: Context, env: str = "", fix: bool = False, write_profile: bool = False,
+               json: str = "") -> None:
+    """Find auth/backend port mismatches: every declaration against what really answers."""
+    if write_profile and not fix:
+        raise Exit("error: --write-profile only goes with --fix", code=2)
+    settings = settings_for(env)
+    report = port_alignment.check(settings, ROOT, sorted((ROOT / "envs").glob("*.env")), os.environ)
+    for table in ports_tables(report):
+        console.print(table)
+    done: list[str] = []
+    if fix and report.fix:
+        try:
+            done = port_alignment.apply_fix(report.fix, ROOT, settings.profile,
+                                            write_profile=write_profile, environ=os.environ)
+        except ConfigError as exc:
+            raise Exit(f"error: {exc}", code=2) from None
+        console.print("\n".join(done))
+        settings = settings_for(env)
+        report = port_alignment.check(settings, ROOT, sorted((ROOT / "envs").glob("*.env")), os.environ)
+    elif report.fix:
+        console.print(f"fixable: {report.fix.reason}; `invoke auth.ports --fix` sets "
+                      + ", ".join(f"{k}={v}" for k, v in report.fix.values.items()))
+    write_json(json, {**asdict(report), "applied": done})
+    if report.conflicts:
+        raise Exit(f"error: {len(report.conflicts)} conflict(s) remain", code=1)
+    console.print("auth ports aligned: nothing to fix")
+
+
 ns = Collection()
 ns.add_collection(Collection("stack", up, down, status, logs))
+ns.add_collection(Collection("auth", auth_ports))
