@@ -23,8 +23,9 @@ from goldenpath import ports as port_alignment
 from goldenpath import stack as stack_process
 from goldenpath.config import ConfigError, Settings, load_settings
 from goldenpath.files import write_atomically
-from goldenpath.health import check_target
-from goldenpath.render import health_table, ports_tables
+from goldenpath.health import http_probes
+from goldenpath.render import ports_tables, probe_table
+from goldenpath.service_probes import ProbePolicy, ProbeResult, run_probes
 
 ROOT = Path(__file__).resolve().parent
 console = Console()
@@ -47,6 +48,12 @@ def write_json(path: str, payload: Any) -> None:
 
 def spec_for(settings: Settings) -> stack_process.StackSpec:
     return stack_process.refstack_spec(settings, state_dir=ROOT / stack_process.STATE_DIR)
+
+
+def stack_health(settings: Settings) -> list[ProbeResult]:
+    rows = run_probes(http_probes(settings), ProbePolicy(timeout_s=settings.timeout_s))
+    console.print(probe_table("reference stack", rows))
+    return rows
 
 
 BACKEND_FLAGS = {"postgres": "DATABASE_URL", "redis": "REDIS_URL", "clickhouse": "CLICKHOUSE_URL"}
@@ -79,10 +86,9 @@ def up(c: Context, env: str = "", postgres: bool = False, redis: bool = False,
         started = stack_process.start(spec)
     except stack_process.StackError as exc:
         raise Exit(f"error: {exc}", code=1) from None
-    rows = check_target(settings)
-    console.print(health_table(rows))
+    rows = stack_health(settings)
     console.print(f"stack up (pid {started.pid}); log: {spec.log_path}")
-    write_json(json, {"pid": started.pid, "services": [asdict(r) for r in rows]})
+    write_json(json, {"pid": started.pid, "probes": [asdict(r) for r in rows]})
 
 
 @task(help={"env": ENV_HELP, "json": JSON_HELP})
@@ -104,12 +110,11 @@ def status(c: Context, env: str = "", json: str = "") -> None:
     """Liveness, readiness and dependencies of both services; exit 1 unless all healthy."""
     settings = settings_for(env)
     running = stack_process.find_running(spec_for(settings))
-    rows = check_target(settings)
-    console.print(health_table(rows))
+    rows = stack_health(settings)
     console.print(f"background stack: pid {running.pid}" if running else
                   "background stack: not started by `invoke stack.up`")
     write_json(json, {"pid": running.pid if running else None,
-                      "services": [asdict(r) for r in rows]})
+                      "probes": [asdict(r) for r in rows]})
     if not all(row.ok for row in rows):
         raise Exit("error: the target is not healthy", code=1)
 

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from goldenpath.health import ServiceHealth
 from goldenpath.masking import mask_value
 from goldenpath.ports import PortReport
+from goldenpath.service_probes import ProbeResult
+
+STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
 
 
-def health_table(rows: list[ServiceHealth]) -> Table:
-    table = Table(title="reference stack", title_justify="left")
-    for column in ("service", "url", "live", "ready", "dependencies", "ms", "problem"):
+def probe_table(title: str, results: list[ProbeResult]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("probe", "target", "status", "ms", "tries", "detail"):
         table.add_column(column, overflow="fold")
-    for row in rows:
-        deps = "\n".join(f"{dep}={status}" for dep, status in row.checks.items())
-        table.add_row(row.name, row.url, "yes" if row.live else "no", row.ready, deps,
-                      f"{row.latency_ms:.0f}", row.problem)
+    for result in results:
+        style = STATUS_STYLE.get(result.status, "")
+        table.add_row(result.name, result.target, f"[{style}]{result.status}[/]",
+                      f"{result.latency_ms:.0f}", str(result.attempts), result.detail)
     return table
 
 

@@ -20,10 +20,15 @@ import psycopg
 import redis
 
 from goldenpath.masking import mask_url
+from goldenpath.probes import http_get, service_name
 
 
 class ProbeFailure(Exception):
     """The service did not answer as it should; the message says how it answered."""
+
+
+class ProbeSkipped(Exception):
+    """The probe cannot run with what is configured; the message says what is missing."""
 
 
 @dataclass(frozen=True)
@@ -39,10 +44,14 @@ class ProbePolicy:
 class ProbeResult:
     name: str
     target: str
-    ok: bool
+    status: str  # ok | fail | skip
     latency_ms: float
     detail: str
     attempts: int
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
 
 
 Probe = Callable[[str, float], str]
@@ -130,10 +139,44 @@ def probe_clickhouse(url: str, timeout_s: float) -> str:
                                    "not 'Ok.': not a ClickHouse HTTP interface")
             select = client.get(f"{base}/", params={"query": "SELECT 1"})
     except httpx.HTTPError as exc:
-        raise ProbeFailure(f"{type(exc).__name__}: {exc}" + _who(url, 8123, timeout_s, "ClickHouse")) from None
+        who = _who(url, 8123, timeout_s, "ClickHouse")
+        raise ProbeFailure(f"{type(exc).__name__}: {exc}{who}") from None
     if select.status_code != 200 or select.text.strip() != "1":
         raise ProbeFailure(f"SELECT 1 answered HTTP {select.status_code}: {select.text.strip()[:120]}")
     return "/ping Ok., SELECT 1 ok"
+
+
+def probe_liveness(url: str, timeout_s: float, identity: str | None = None) -> str:
+    """GET {url}/health: 200, and the expected ``service`` name when one is given."""
+    answer = http_get(f"{url}/health", timeout_s)
+    if answer is None:
+        raise ProbeFailure(f"nothing answers {url}/health within {timeout_s:g}s"
+                           + _who(url, 80, timeout_s, "an HTTP server"))
+    if answer.status != 200:
+        raise ProbeFailure(f"/health answered HTTP {answer.status}")
+    found = service_name(answer)
+    if identity and found != identity:
+        raise ProbeFailure(f"{url} is {found or 'an unidentified service'}, not the {identity}")
+    return f"/health 200 ({found or 'no service name'})"
+
+
+def probe_readiness(url: str, timeout_s: float) -> str:
+    """GET a readiness URL; every dependency's own check is part of the answer."""
+    answer = http_get(url, timeout_s)
+    if answer is None:
+        raise ProbeFailure(f"nothing answers {url} within {timeout_s:g}s")
+    body = answer.json()
+    if not isinstance(body, dict) or not isinstance(body.get("checks"), dict):
+        raise ProbeFailure(f"{url} answered HTTP {answer.status} without readiness JSON (checks)")
+    checks = {name: check.get("status") if isinstance(check, dict) else check
+              for name, check in body["checks"].items()}
+    summary = ", ".join(f"{name}={status}" for name, status in checks.items())
+    if answer.status != 200:
+        failing = [name for name, status in checks.items()
+                   if status not in ("healthy", "ok", "not_configured")]
+        raise ProbeFailure(f"not ready (HTTP {answer.status}, {body.get('status')}): "
+                           f"{', '.join(failing) or 'no failing check named'} down; {summary}")
+    return f"{body.get('status')}: {summary}"
 
 
 def _who(url: str, default_port: int, timeout_s: float, expected: str) -> str:
@@ -162,16 +205,18 @@ def run_probe(name: str, target: str, probe: Probe, policy: ProbePolicy) -> Prob
         try:
             detail = probe(target, policy.timeout_s)
             streak += 1
+        except ProbeSkipped as exc:
+            return ProbeResult(name, mask_url(target), "skip", 0.0, str(exc), attempts)
         except ProbeFailure as exc:
             detail, streak = str(exc), 0
         latency_ms = (time.perf_counter() - attempt_start) * 1000
         if streak >= policy.successes:
-            return ProbeResult(name, mask_url(target), True, latency_ms, detail, attempts)
+            return ProbeResult(name, mask_url(target), "ok", latency_ms, detail, attempts)
         out_of_tries = attempts > policy.retries + policy.successes - 1
         if out_of_tries or time.monotonic() + policy.interval_s > deadline:
             waited = time.perf_counter() - started
             suffix = f" (after {attempts} attempts in {waited:.1f}s)" if attempts > 1 else ""
-            return ProbeResult(name, mask_url(target), False, latency_ms, detail + suffix, attempts)
+            return ProbeResult(name, mask_url(target), "fail", latency_ms, detail + suffix, attempts)
         time.sleep(policy.interval_s)
 
 
