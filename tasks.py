@@ -18,13 +18,15 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 from rich.console import Console
+from rich.live import Live
 
 from goldenpath import ports as port_alignment
+from goldenpath import preflight as checks
 from goldenpath import stack as stack_process
 from goldenpath.config import ConfigError, Settings, load_settings
 from goldenpath.files import write_atomically
 from goldenpath.health import http_probes
-from goldenpath.render import ports_tables, probe_table
+from goldenpath.render import ports_tables, preflight_table, probe_table
 from goldenpath.service_probes import ProbePolicy, ProbeResult, run_probes
 
 ROOT = Path(__file__).resolve().parent
@@ -165,6 +167,42 @@ def auth_ports(c: Context, env: str = "", fix: bool = False, write_profile: bool
     console.print("auth ports aligned: nothing to fix")
 
 
-ns = Collection()
+@task(iterable=["only", "skip"], help={
+    "env": ENV_HELP,
+    "only": "run only this check (repeatable; a prefix like 'auth' selects its group)",
+    "skip": "skip this check (repeatable)",
+    "fix": "apply the safe remediations: auth port alignment into .env",
+    "json": JSON_HELP,
+})
+def preflight(c: Context, env: str = "", only: list[str] | None = None, skip: list[str] | None = None,
+              fix: bool = False, json: str = "") -> None:
+    """Every environmental blocker at once: profile, tools, docker, auth ports, services, collection."""
+    ctx = checks.load_context(ROOT, env or None, fix=fix)
+    try:
+        chosen = checks.select(checks.all_checks(ctx), only or [], skip or [])
+    except ConfigError as exc:
+        raise Exit(f"error: {exc}", code=2) from None
+    done: list[checks.CheckResult] = []
+    pending = [check.name for check in chosen]
+    with Live(preflight_table(done, pending), console=console, transient=False) as live:
+        def progress(result: checks.CheckResult) -> None:
+            done.append(result)
+            pending.remove(result.name)
+            live.update(preflight_table(done, pending))
+
+        results = checks.run_checks(chosen, ctx, on_done=progress)
+        live.update(preflight_table(results, []))
+    for line in ctx.applied:
+        console.print(f"fixed: {line}")
+    write_json(json, {"profile": ctx.profile, "checks": [asdict(r) for r in results],
+                      "applied": ctx.applied})
+    failed = [r.name for r in results if r.status == "fail"]
+    if ctx.settings is None:
+        raise Exit(f"error: {ctx.settings_error}", code=2)
+    if failed:
+        raise Exit(f"preflight failed: {', '.join(failed)}", code=1)
+
+
+ns = Collection(preflight)
 ns.add_collection(Collection("stack", up, down, status, logs))
 ns.add_collection(Collection("auth", auth_ports))

@@ -6,6 +6,7 @@ from rich.table import Table
 
 from goldenpath.masking import mask_value
 from goldenpath.ports import PortReport
+from goldenpath.preflight import CheckResult
 from goldenpath.service_probes import ProbeResult
 
 STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
@@ -42,3 +43,16 @@ def ports_tables(report: PortReport) -> list[Table]:
             conflicts.add_row(conflict.code, conflict.message)
         tables.append(conflicts)
     return tables
+
+
+def preflight_table(results: list[CheckResult], pending: list[str]) -> Table:
+    table = Table(title="preflight", title_justify="left")
+    for column in ("check", "status", "time", "detail", "remediation"):
+        table.add_column(column, overflow="fold")
+    for result in results:
+        style = STATUS_STYLE.get(result.status, "")
+        table.add_row(result.name, f"[{style}]{result.status}[/]", f"{result.seconds:.2f}s",
+                      result.detail, result.remediation)
+    for name in pending:
+        table.add_row(name, "[dim]running[/]", "", "", "")
+    return table
