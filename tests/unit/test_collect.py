@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 from textwrap import dedent
+from typing import Any
 
 PYPROJECT = """
 [tool.goldenpath.layers.alpha]
@@ -47,7 +48,7 @@ def write_tree(root: Path, files: dict[str, str]) -> None:
         path.write_text(text)
 
 
-def run_audit(root: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, object]]:
+def run_audit(root: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     proc = subprocess.run(
         [sys.executable, "-m", "goldenpath.collect", "--json", "out.json", "--junit", "out.xml"],
         cwd=root, capture_output=True, text=True, timeout=120, check=False,
@@ -61,7 +62,7 @@ def test_every_error_of_a_broken_tree_is_reported_by_kind(tmp_path: Path) -> Non
     write_tree(tmp_path, FILES)
     proc, report = run_audit(tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    errors = {(e["kind"], e["file"], e["name"]): e for e in report["errors"]}  # type: ignore[union-attr]
+    errors = {(e["kind"], e["file"], e["name"]): e for e in report["errors"]}
     assert ("module not found", "tests_a/test_missing_module.py", "not_a_module_xyz") in errors
     renamed = errors[("cannot import name", "tests_a/test_renamed.py", "OldEmitter")]
     assert renamed["hint"] == "OldEmitter was renamed to NewEmitter"
@@ -96,4 +97,4 @@ def test_a_layer_whose_path_is_missing_fails(tmp_path: Path) -> None:
                           "tests_b/test_b.py": "def test_b():\n    pass\n"})
     proc, report = run_audit(tmp_path)
     assert proc.returncode == 1
-    assert [e["kind"] for e in report["errors"]] == ["missing path"]  # type: ignore[union-attr]
+    assert [e["kind"] for e in report["errors"]] == ["missing path"]

@@ -118,7 +118,8 @@ def test_bad_value_from_the_environment_says_so(tmp_path: Path) -> None:
 
 def test_unknown_key_in_a_profile_suggests_the_known_one(tmp_path: Path) -> None:
     root = make_root(tmp_path, {"local": "BAKEND_URL=http://x:1\n"})
-    with pytest.raises(ConfigError, match=r"envs/local.env:1: unknown setting BAKEND_URL; did you mean BACKEND_URL\?"):
+    expected = r"envs/local.env:1: unknown setting BAKEND_URL; did you mean BACKEND_URL\?"
+    with pytest.raises(ConfigError, match=expected):
         load_settings(root, environ={})
 
 

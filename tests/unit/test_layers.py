@@ -28,7 +28,8 @@ def test_a_team_points_a_layer_at_its_own_tests(tmp_path: Path) -> None:
         'markers = "unit and not docker_required"\npytest_args = ["-x"]\n'
     )
     layer = load_project(pyproject).layers["unit"]
-    assert layer.group == "unit" and layer.profile == "local"
+    assert layer.group == "unit"
+    assert layer.profile == "local"
     assert layer.pytest_argv() == [
         "../app/tests", "--junitxml=reports/unit.xml", "-m", "unit and not docker_required", "-x"]
 

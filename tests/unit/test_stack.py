@@ -62,10 +62,17 @@ def test_a_silent_loopback_target_is_started_for_the_block_and_stopped(tmp_path:
 
 def test_the_stack_is_stopped_on_ctrl_c_too(tmp_path: Path) -> None:
     settings = settings_on_free_ports()
-    with pytest.raises(KeyboardInterrupt), ensure_target(settings, spec=standin_spec(settings, tmp_path)) as s:
-        assert s is not None
-        raise KeyboardInterrupt
-    assert not s.alive()
+    seen: list[stack.RunningStack] = []
+
+    def interrupted_session() -> None:
+        with ensure_target(settings, spec=standin_spec(settings, tmp_path)) as started:
+            assert started is not None
+            seen.append(started)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted_session()
+    assert not seen[0].alive()
     assert nothing_listens(settings)
 
 
@@ -123,7 +130,8 @@ def test_a_stack_left_by_stack_up_is_found_from_its_pid_file(tmp_path: Path) -> 
     started = stack.start(spec)
     try:
         found = stack.find_running(spec)
-        assert found is not None and found.pid == started.pid
+        assert found is not None
+        assert found.pid == started.pid
     finally:
         stack.stop(started)
     assert stack.find_running(spec) is None
