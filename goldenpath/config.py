@@ -223,6 +223,14 @@ class Settings:
             percentile=float(v["SLA_PERCENTILE"]),
         )
 
+    def with_values(self, values: Mapping[str, str], source: str) -> Settings:
+        """A copy with some values replaced (not validated again: the caller made them)."""
+        return Settings(
+            profile=self.profile,
+            values={**self.values, **values},
+            origins={**self.origins, **{key: Origin(source) for key in values}},
+        )
+
     def as_env(self) -> dict[str, str]:
         """The values as environment variables, for a child process (not for display)."""
         return {PROFILE_VAR: self.profile, **self.values}

@@ -17,6 +17,9 @@ from typing import Any
 
 from goldenpath.config import ConfigError
 
+# The environment variable that tells a layer's tests which layer they run in (its reports).
+LAYER_VAR = "GOLDENPATH_LAYER"
+
 
 @dataclass(frozen=True)
 class Layer:

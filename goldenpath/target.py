@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from goldenpath import stack
 from goldenpath.config import Settings
 from goldenpath.probes import http_get, is_loopback
+
+# Secrets a stack we start ourselves needs, and the tests need to talk to it. Made up for
+# each start when the profile has none, so nothing secret is ever committed or reused.
+LOCAL_SECRETS = ("E2E_OAUTH_SIMULATION_KEY", "JWT_SECRET_KEY")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a layer's tests talk to: the settings to use, and the stack we started, if any."""
+
+    settings: Settings
+    started: stack.RunningStack | None = None
 
 
 def health_urls(settings: Settings) -> tuple[str, ...]:
@@ -24,20 +38,25 @@ def _answers(url: str, timeout_s: float) -> bool:
     return answer is not None and answer.status == 200
 
 
+def with_local_secrets(settings: Settings) -> Settings:
+    made = {key: secrets.token_urlsafe(32) for key in LOCAL_SECRETS if not settings.get(key)}
+    return settings.with_values(made, "generated for this run") if made else settings
+
+
 @contextmanager
 def ensure_target(
     settings: Settings,
     *,
     python: str = sys.executable,
     spec: stack.StackSpec | None = None,
-) -> Iterator[stack.RunningStack | None]:
-    """Yield the started stack, or None when the profile's target already answers.
+) -> Iterator[Target]:
+    """The profile's target as it is when it answers; else the reference stack, started.
 
     Only a loopback target is ever started: a remote URL that does not answer is a
     real finding about that environment, not something to paper over.
     """
     if target_answers(settings):
-        yield None
+        yield Target(settings)
         return
     urls = (settings.backend_url, settings.auth_service_url)
     remote = [url for url in urls if not is_loopback(url)]
@@ -51,5 +70,6 @@ def ensure_target(
             f"target {settings.backend_url} does not answer and GOLDENPATH_AUTOSTART=0; "
             "start it (invoke stack.up) or unset GOLDENPATH_AUTOSTART"
         )
+    settings = with_local_secrets(settings)
     with stack.running(spec or stack.refstack_spec(settings, python=python)) as started:
-        yield started
+        yield Target(settings, started)

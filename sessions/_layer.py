@@ -7,7 +7,7 @@ from pathlib import Path
 import nox
 
 from goldenpath.config import ConfigError, Settings, load_settings
-from goldenpath.layers import Layer, load_project
+from goldenpath.layers import LAYER_VAR, Layer, load_project
 from goldenpath.stack import StackError
 from goldenpath.target import ensure_target
 
@@ -29,22 +29,26 @@ def install_group(session: nox.Session, group: str) -> None:
     session.install(*nox.project.dependency_groups(PYPROJECT, group))
 
 
+def pytest_env(settings: Settings, layer: str) -> dict[str, str]:
+    """The resolved profile, for the tests to use as it is, and the layer's name for its report."""
+    return {**settings.as_env(), LAYER_VAR: layer}
+
+
 def run_layer(session: nox.Session, name: str) -> None:
     """Run one layer's tests in this session's venv; posargs go to pytest."""
     layer = PROJECT.layers[name]
     settings = layer_settings(session, layer)
     install_group(session, layer.group)
     argv = [*layer.pytest_argv(REPORTS), *session.posargs]
-    env = settings.as_env()
     if not layer.needs_target:
-        session.run("pytest", *argv, env=env)
+        session.run("pytest", *argv, env=pytest_env(settings, name))
         return
     python = str(Path(session.bin) / "python")
     try:
-        with ensure_target(settings, python=python) as started:
-            if started:
-                session.log(f"reference stack started for this session (pid {started.pid}), "
-                            f"log: {started.spec.log_path}")
-            session.run("pytest", *argv, env=env)
+        with ensure_target(settings, python=python) as target:
+            if target.started:
+                session.log(f"reference stack started for this session (pid {target.started.pid}), "
+                            f"log: {target.started.spec.log_path}")
+            session.run("pytest", *argv, env=pytest_env(target.settings, name))
     except StackError as exc:
         session.error(str(exc))

@@ -51,10 +51,14 @@ def nothing_listens(settings: Settings) -> bool:
 def test_a_silent_loopback_target_is_started_for_the_block_and_stopped(tmp_path: Path) -> None:
     settings = settings_on_free_ports()
     spec = standin_spec(settings, tmp_path)
-    with ensure_target(settings, spec=spec) as started:
+    with ensure_target(settings, spec=spec) as target:
+        started = target.started
         assert started is not None
         assert target_answers(settings)
         assert spec.pid_path.read_text().strip() == str(started.pid)
+        # The tests get the secrets the stack was started with, made up for this run.
+        assert target.settings.get("E2E_OAUTH_SIMULATION_KEY")
+        assert target.settings.get("JWT_SECRET_KEY") != settings.get("JWT_SECRET_KEY")
     assert not started.alive()
     assert nothing_listens(settings)
     assert not spec.pid_path.exists()
@@ -65,9 +69,9 @@ def test_the_stack_is_stopped_on_ctrl_c_too(tmp_path: Path) -> None:
     seen: list[stack.RunningStack] = []
 
     def interrupted_session() -> None:
-        with ensure_target(settings, spec=standin_spec(settings, tmp_path)) as started:
-            assert started is not None
-            seen.append(started)
+        with ensure_target(settings, spec=standin_spec(settings, tmp_path)) as target:
+            assert target.started is not None
+            seen.append(target.started)
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -79,8 +83,9 @@ def test_the_stack_is_stopped_on_ctrl_c_too(tmp_path: Path) -> None:
 def test_a_target_that_answers_is_used_as_it_is(tmp_path: Path) -> None:
     settings = settings_on_free_ports()
     with stack.running(standin_spec(settings, tmp_path)) as already_up, \
-            ensure_target(settings, spec=standin_spec(settings, tmp_path / "other")) as started:
-        assert started is None
+            ensure_target(settings, spec=standin_spec(settings, tmp_path / "other")) as target:
+        assert target.started is None
+        assert target.settings == settings
         assert already_up.alive()
 
 
