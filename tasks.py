@@ -20,12 +20,14 @@ from invoke.tasks import task
 from rich.console import Console
 from rich.live import Live
 
+from goldenpath import docker_clean as docker_cleaning
+from goldenpath import docker_usage as docker_disk
 from goldenpath import ports as port_alignment
 from goldenpath import preflight as checks
 from goldenpath import stack as stack_process
 from goldenpath.config import ConfigError, Settings, load_settings
 from goldenpath.files import write_atomically
-from goldenpath.health import http_probes
+from goldenpath.health import all_probes, http_probes
 from goldenpath.render import ports_tables, preflight_table, probe_table
 from goldenpath.service_probes import ProbePolicy, ProbeResult, run_probes
 
@@ -203,6 +205,98 @@ def preflight(c: Context, env: str = "", only: list[str] | None = None, skip: li
         raise Exit(f"preflight failed: {', '.join(failed)}", code=1)
 
 
+@task(name="health", help={
+    "env": ENV_HELP,
+    "timeout": "seconds one attempt of a probe may take (default: GOLDENPATH_TIMEOUT_S)",
+    "retries": "attempts after the first failure",
+    "interval": "seconds between attempts",
+    "deadline": "seconds a probe may take in all, retries included",
+    "successes": "consecutive successes a probe needs to pass",
+    "json": JSON_HELP,
+})
+def staging_health(c: Context, env: str = "", timeout: float = 0.0, retries: int = 2,
+                   interval: float = 1.0, deadline: float = 30.0, successes: int = 1,
+                   json: str = "") -> None:
+    """Protocol-aware probes of every service the profile names, all at once."""
+    settings = settings_for(env)
+    if timeout < 0 or retries < 0 or interval < 0 or deadline <= 0 or successes < 1:
+        raise Exit("error: --timeout, --retries and --interval must not be negative, --deadline "
+                   "must be positive and --successes at least 1", code=2)
+    policy = ProbePolicy(timeout_s=timeout or settings.timeout_s, retries=retries,
+                         interval_s=interval, deadline_s=deadline, successes=successes)
+    rows = run_probes(all_probes(settings), policy)
+    console.print(probe_table(f"staging health (profile {settings.profile})", rows))
+    write_json(json, {"profile": settings.profile, "probes": [asdict(r) for r in rows]})
+    failed = [row.name for row in rows if row.status == "fail"]
+    if failed:
+        raise Exit(f"error: unhealthy: {', '.join(failed)}", code=1)
+
+
+@task(name="usage", help={"env": ENV_HELP, "json": JSON_HELP})
+def docker_usage(c: Context, env: str = "", json: str = "") -> None:
+    """Images, containers, volumes and build cache, with reclaimable bytes and free disk."""
+    settings_for(env)
+    try:
+        found = docker_disk.usage()
+    except docker_disk.DockerError as exc:
+        raise Exit(f"error: {exc}", code=1) from None
+    console.print(docker_disk.render_usage(found))
+    write_json(json, asdict(found))
+
+
+def percent(flag: str, value: str) -> float | None:
+    if not value:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        message = f"error: --{flag} takes a percentage of the disk, e.g. 85, not {value!r}"
+        raise Exit(message, code=2) from None
+    if not 0 < number < 100:
+        raise Exit(f"error: --{flag} must be between 0 and 100, not {value}", code=2)
+    return number
+
+
+# No automatic short flags: -h would stand for --high and hide --help.
+@task(name="clean", iterable=["keep"], auto_shortflags=False, help={
+    "env": ENV_HELP,
+    "high": "start evicting above this % of the disk used (kubelet-style high watermark; default 85)",
+    "low": "evict until below this % used (low watermark; default 80)",
+    "threshold": "instead of watermarks: evict images until they total below this size, e.g. 10GB",
+    "min_age": "never remove anything used more recently than this, e.g. 1h, 2d (default 1h)",
+    "keep": "keep images whose tag matches this regex (repeatable)",
+    "keep_label": "keep images carrying this label, key or key=value (default goldenpath.keep=true)",
+    "containers": "also remove stopped containers older than --min-age",
+    "volumes": "also remove unused anonymous volumes older than --min-age",
+    "build_cache_keep": "prune build cache down to this size, e.g. 5GB",
+    "dry_run": "print the plan with bytes; remove nothing",
+    "json": JSON_HELP,
+})
+def docker_clean(c: Context, env: str = "", high: str = "", low: str = "",
+                 threshold: str = "", min_age: str = "", keep: list[str] | None = None,
+                 keep_label: str = "goldenpath.keep=true", containers: bool = False,
+                 volumes: bool = False, build_cache_keep: str = "", dry_run: bool = False,
+                 json: str = "") -> None:
+    """Free docker disk by policy: dangling images first, then least recently used."""
+    settings_for(env)
+    try:
+        policy = docker_cleaning.policy_from_options(
+            high=percent("high", high), low=percent("low", low), threshold=threshold,
+            min_age=min_age, keep=keep or (), keep_label=keep_label, containers=containers, volumes=volumes,
+            build_cache_keep=build_cache_keep)
+        result = docker_cleaning.clean(policy, dry_run=dry_run)
+    except docker_cleaning.PolicyError as exc:
+        raise Exit(f"error: {exc}", code=2) from None
+    except docker_disk.DockerError as exc:
+        raise Exit(f"error: {exc}", code=1) from None
+    console.print(docker_cleaning.render_clean(result))
+    write_json(json, asdict(result))
+    if not result.ok:
+        raise Exit("error: some objects could not be removed (see the table)", code=1)
+
+
 ns = Collection(preflight)
 ns.add_collection(Collection("stack", up, down, status, logs))
 ns.add_collection(Collection("auth", auth_ports))
+ns.add_collection(Collection("docker", docker_usage, docker_clean))
+ns.add_collection(Collection("staging", staging_health))

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from functools import partial
 
+from goldenpath.auth import E2E_KEY_SETTING, AuthClient, new_http_client
+from goldenpath.client import connect
 from goldenpath.config import Settings
+from goldenpath.errors import AuthRefused, GoldenPathError
 from goldenpath.service_probes import (
     Probe,
+    ProbeFailure,
+    ProbeSkipped,
     probe_clickhouse,
     probe_liveness,
     probe_postgres,
@@ -29,6 +36,49 @@ def http_probes(settings: Settings) -> list[NamedProbe]:
         ("backend /health", backend, partial(probe_liveness, identity=BACKEND_IDENTITY)),
         ("backend ready", f"{backend}/api/health/ready", probe_readiness),
     ]
+
+
+def websocket_probe(settings: Settings) -> NamedProbe:
+    """The upgrade through to connection_established, as a probe user of the E2E bypass."""
+
+    def probe(url: str, timeout_s: float) -> str:
+        try:
+            return asyncio.run(_websocket(settings, url, timeout_s))
+        except AuthRefused as exc:
+            raise ProbeFailure(f"the probe user was refused: {exc}") from None
+        except GoldenPathError as exc:
+            raise ProbeFailure(str(exc)) from None
+
+    return ("websocket", settings.websocket_url, probe)
+
+
+async def _websocket(settings: Settings, url: str, timeout_s: float) -> str:
+    key = settings.get(E2E_KEY_SETTING)
+    if not key:
+        return await _refused_without_token(url, timeout_s)
+    async with new_http_client(max_connections=2) as http:
+        auth = AuthClient(settings.auth_service_url, http, timeout_s=timeout_s, e2e_key=key)
+        tokens = await auth.e2e_login(f"goldenpath-probe-{secrets.token_hex(4)}@goldenpath.test")
+        connection = await connect(url, tokens.access_token, timeout_s=timeout_s)
+        await connection.close()
+        if tokens.refresh_token:
+            await auth.logout(tokens.refresh_token)
+    return f"connection_established in {connection.connect_ns / 1e6:.0f} ms"
+
+
+async def _refused_without_token(url: str, timeout_s: float) -> str:
+    try:
+        connection = await connect(url, None, timeout_s=timeout_s)
+    except AuthRefused:
+        raise ProbeSkipped(f"{url} refuses an upgrade without a token, as it should; set "
+                           f"{E2E_KEY_SETTING} to probe through to connection_established") from None
+    await connection.close()
+    raise ProbeFailure(f"{url} accepted a WebSocket without a token: authentication is not enforced")
+
+
+def all_probes(settings: Settings) -> list[NamedProbe]:
+    """Every service the profile names: HTTP, the socket, and the configured data services."""
+    return [*http_probes(settings), websocket_probe(settings), *data_probes(settings)]
 
 
 def data_probes(settings: Settings) -> list[NamedProbe]:

@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from goldenpath import ports
+from goldenpath import docker_clean, docker_usage, ports
 from goldenpath.config import ConfigError, Settings, load_settings
-from goldenpath.health import NamedProbe, data_probes, http_probes
+from goldenpath.health import NamedProbe, all_probes
 from goldenpath.service_probes import ProbePolicy, run_probe
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
@@ -102,6 +102,29 @@ def check_tools(ctx: Context) -> Outcome:
     return Outcome(OK, ", ".join(name for name, _ in TOOLS) + f", Python {sys.version.split()[0]}")
 
 
+def check_docker(ctx: Context) -> Outcome:
+    """Reachable, and the disk under Docker's root below the high watermark (--fix cleans)."""
+    try:
+        found = docker_usage.usage(timeout_s=10.0)
+    except docker_usage.DockerUnavailable as exc:
+        raise _Skip(str(exc)) from None
+    if found.disk is None:
+        return Outcome(WARN, f"engine reachable; disk under {found.root_dir} not visible: "
+                             f"{found.disk_problem}", "check the disk on the docker host")
+    policy = docker_clean.Policy()
+    used = found.disk.used_percent
+    total = docker_usage.format_size(found.disk.total_bytes)
+    headroom = f"{used:.1f}% of {total} used under {found.root_dir}"
+    if used <= policy.low_percent:
+        return Outcome(OK, headroom)
+    if ctx.fix:
+        result = docker_clean.clean(policy)
+        ctx.applied.append(docker_clean.summary_line(result))
+        return Outcome(OK if result.ok else FAIL, f"{headroom}; cleaned: {docker_clean.summary_line(result)}")
+    status = FAIL if used > policy.high_percent else WARN
+    return Outcome(status, headroom, "invoke docker.clean --dry-run, then invoke preflight --fix")
+
+
 def check_auth_ports(ctx: Context) -> Outcome:
     settings = needs_settings(ctx)
     profiles = sorted((ctx.root / "envs").glob("*.env"))
@@ -157,19 +180,19 @@ def service_checks(ctx: Context) -> list[Check]:
     """One check per service the profile configures (none when the profile is broken)."""
     if ctx.settings is None:
         return []
-    up = "start it (invoke stack.up for the reference stack), or fix its URL in the profile"
-    checks = [Check(name, f"probe {name}", probe_check(named, up))
-              for named in http_probes(ctx.settings) if (name := named[0].replace(" ", ":"))]
-    checks += [Check(name, f"{name} answers its own protocol",
-                     probe_check(named, f"start {name}, or fix its URL in the profile"))
-               for named in data_probes(ctx.settings) if (name := named[0])]
-    return checks
+    return [
+        Check(name, f"{name} answers its own protocol",
+              probe_check(named, "start it (invoke stack.up for the reference stack) or fix "
+                                 "its URL in the profile; details: invoke staging.health"))
+        for named in all_probes(ctx.settings) if (name := named[0].replace(" ", ":"))
+    ]
 
 
 def all_checks(ctx: Context) -> list[Check]:
     return [
         Check("profile", "the profile loads and validates", check_profile),
         Check("tools", "the tools the layers need are installed", check_tools),
+        Check("docker", "the docker engine answers and its disk has headroom", check_docker),
         Check("auth-ports", "auth and backend addresses agree with what answers", check_auth_ports),
         *service_checks(ctx),
         Check("collection", "pytest collects every layer without errors", check_collection),
