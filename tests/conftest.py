@@ -1,10 +1,13 @@
-"""Shared by every layer: each test is marked with the layer its directory belongs to."""
+"""Shared by every layer: each test is marked with the layer its directory belongs to, and
+the layers that talk to a target get goldenpath's fixtures (gp_settings, gp_report)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["goldenpath.pytest_plugin"]
 
 TESTS = Path(__file__).resolve().parent
 LAYERS = ("unit", "integration", "e2e", "staging", "multi_user", "docker")
