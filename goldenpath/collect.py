@@ -46,6 +46,7 @@ class CollectResult:
     collected: int = 0
     errors: list[CollectError] = field(default_factory=list)
     layers: list[str] = field(default_factory=list)
+    aborted: bool = False  # pytest stopped before collecting (a path, a conftest, a timeout)
 
     @property
     def ok(self) -> bool:
@@ -130,7 +131,7 @@ def collect_paths(
     """Run pytest --collect-only over paths in a subprocess and classify what failed."""
     missing = [p for p in paths if not (root / p).exists()]
     if missing:
-        return CollectResult(errors=[
+        return CollectResult(aborted=True, errors=[
             CollectError("missing path", p, "", "test path does not exist",
                          "fix the layer's paths in [tool.goldenpath.layers]") for p in missing
         ])
@@ -146,13 +147,13 @@ def collect_paths(
             proc = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True,
                                   timeout=COLLECT_TIMEOUT_S, check=False)
         except subprocess.TimeoutExpired:
-            return CollectResult(errors=[CollectError(
+            return CollectResult(aborted=True, errors=[CollectError(
                 "timeout", " ".join(paths), "", f"collection took over {COLLECT_TIMEOUT_S:.0f}s",
                 "an import at module level is probably blocking (network, input)")])
         if not report.exists():
             # pytest stopped before collecting: a broken initial conftest, bad options...
             text = proc.stderr + proc.stdout
-            return CollectResult(errors=[classify(" ".join(paths), text, renames)])
+            return CollectResult(aborted=True, errors=[classify(" ".join(paths), text, renames)])
         data = json.loads(report.read_text(encoding="utf-8"))
     errors = [classify(e["where"], e["text"], renames) for e in data["errors"]]
     return CollectResult(collected=int(data["collected"]), errors=_unique(errors))
@@ -175,7 +176,16 @@ def audit(
     python: str = sys.executable,
     root: Path = Path("."),
 ) -> CollectResult:
-    """Collect every layer concurrently; one layer's broken conftest hides no other's errors."""
+    """Every layer in one pytest run; when that run cannot start, each layer on its own.
+
+    A broken conftest at a layer's root stops a combined run before it collects anything,
+    hiding every other layer's errors; per layer (concurrently), it hides only its own.
+    """
+    everything = list(dict.fromkeys(path for paths in layer_paths.values() for path in paths))
+    combined = collect_paths(everything, renames, python=python, root=root)
+    if not combined.aborted:
+        combined.layers = list(layer_paths)
+        return combined
     with ThreadPoolExecutor(max_workers=max(1, min(4, len(layer_paths)))) as pool:
         futures = {
             name: pool.submit(collect_paths, paths, renames, python=python, root=root)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from goldenpath.config import Settings
+from goldenpath.config import SPECS_BY_NAME, Settings
 from goldenpath.files import write_atomically
 from goldenpath.probes import http_get, port_is_open, service_name
 
@@ -58,7 +58,11 @@ def refstack_spec(
     extra_env: Mapping[str, str] | None = None,
 ) -> StackSpec:
     """The reference stack on the profile's ports, started as ``python -m refstack``."""
+    # A setting the profile leaves out is passed as empty ("not configured"), so a
+    # DATABASE_URL in our own environment never leaks into a stack meant for SQLite.
+    unset = {name: "" for name in SPECS_BY_NAME if name not in settings.values}
     env = {
+        **unset,
         **settings.as_env(),
         "REFSTACK_DATA_DIR": str(state_dir / "data"),
         **(extra_env or {}),
