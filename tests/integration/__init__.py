@@ -1,0 +1,1 @@
+"""Integration layer: refstack over the wire, one test session per run of this package."""
