@@ -182,8 +182,8 @@ def probe_readiness(url: str, timeout_s: float) -> str:
 def _who(url: str, default_port: int, timeout_s: float, expected: str) -> str:
     """Name a different service on the port: the commonest cause of a baffling error."""
     host, port = _host_port(url, default_port)
-    # Naming the culprit is a courtesy: it may add at most a second to a failed probe.
-    found = identify(host, port, min(timeout_s, 0.5))
+    # Naming the culprit is a courtesy: it may add at most half a second to a failed probe.
+    found = identify(host, port, min(timeout_s, 0.25))
     if found.startswith(expected.split()[0]) or found.startswith("nothing"):
         return ""
     return f" (port {port} on {host} answers as {found}, not {expected})"
