@@ -9,6 +9,7 @@ A team points a layer at its own tests by editing that table, not Python:
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +20,12 @@ from goldenpath.config import ConfigError
 
 # The environment variable that tells a layer's tests which layer they run in (its reports).
 LAYER_VAR = "GOLDENPATH_LAYER"
+# Where the sessions write JUnit XML and the layers their reports (default: reports/).
+REPORTS_VAR = "GOLDENPATH_REPORTS_DIR"
+
+
+def reports_dir() -> str:
+    return os.environ.get(REPORTS_VAR) or "reports"
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Enabled by ``pytest_plugins = ["goldenpath.pytest_plugin"]`` in a conftest. The layer's
 name comes from GOLDENPATH_LAYER (the nox session sets it); when it is set, the session
-ends by writing reports/<layer>.json and reports/<layer>.md.
+ends by writing reports/<layer>.json and reports/<layer>.md (GOLDENPATH_REPORTS_DIR moves them).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from goldenpath.config import ConfigError, Settings, load_settings
-from goldenpath.layers import LAYER_VAR
+from goldenpath.layers import LAYER_VAR, reports_dir
 from goldenpath.reports import LayerReport, write_reports
 
 REPORT_KEY = pytest.StashKey[LayerReport]()
@@ -62,6 +62,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         for outcome in ("passed", "failed", "skipped", "error")
         if stats.get(outcome)
     }
-    json_path, md_path = write_reports(report, Path(session.config.rootpath) / "reports")
+    json_path, md_path = write_reports(report, Path(session.config.rootpath) / reports_dir())
     if reporter is not None:
         reporter.write_line(f"goldenpath report: {json_path} and {md_path}")

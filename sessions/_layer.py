@@ -7,14 +7,14 @@ from pathlib import Path
 import nox
 
 from goldenpath.config import ConfigError, Settings, load_settings
-from goldenpath.layers import LAYER_VAR, Layer, load_project
+from goldenpath.layers import LAYER_VAR, Layer, load_project, reports_dir
 from goldenpath.stack import StackError
 from goldenpath.target import ensure_target
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 PROJECT = load_project(ROOT / "pyproject.toml")
-REPORTS = "reports"
+REPORTS = reports_dir()
 
 
 def layer_settings(session: nox.Session, layer: Layer) -> Settings:
