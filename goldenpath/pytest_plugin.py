@@ -15,7 +15,9 @@ import pytest
 
 from goldenpath.config import ConfigError, Settings, load_settings
 from goldenpath.layers import LAYER_VAR, reports_dir
+from goldenpath.contract import Contract
 from goldenpath.reports import LayerReport, write_reports
+from goldenpath.sla import SlaRecorder
 
 REPORT_KEY = pytest.StashKey[LayerReport]()
 # Test users carry this prefix, so whoever looks at a shared staging can tell them apart.
@@ -34,7 +36,8 @@ def gp_settings(pytestconfig: pytest.Config) -> Settings:
 @pytest.fixture(scope="session")
 def gp_report(pytestconfig: pytest.Config, gp_settings: Settings) -> LayerReport:
     """The layer's report: tests add runs and violations; it is written at the end."""
-    report = LayerReport(os.environ.get(LAYER_VAR) or "adhoc", gp_settings)
+    report = LayerReport(os.environ.get(LAYER_VAR) or "adhoc", gp_settings,
+                         recorder=SlaRecorder(Contract.from_settings(gp_settings)))
     pytestconfig.stash[REPORT_KEY] = report
     return report
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from goldenpath import stack
-from goldenpath.config import Settings, load_settings
+from goldenpath.config import SPECS_BY_NAME, Settings, load_settings
 from goldenpath.layers import REPORTS_VAR
 from goldenpath.testing import free_port
 
@@ -85,8 +85,10 @@ def stack_settings(**extra: str) -> Settings:
 def run_layer(layer: str, settings: Settings, reports: Path,
               extra: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`nox -s <layer>` against the given target, as a user would type it."""
+    # The layer sees exactly the stack's settings: none of ours (a DATABASE_URL, a REDIS_URL)
+    # may reach it, or it would check services the faulty stack was never given.
     inherited = {k: v for k, v in os.environ.items()
-                 if not k.startswith(("GOLDENPATH_", "SLA_", "REFSTACK_"))}
+                 if k not in SPECS_BY_NAME and not k.startswith(("GOLDENPATH_", "REFSTACK_"))}
     env = {**inherited, **settings.as_env(), "GOLDENPATH_AUTOSTART": "0",
            "GOLDENPATH_TIMEOUT_S": "5", REPORTS_VAR: str(reports), **(extra or {})}
     env.pop("GOLDENPATH_ENV")

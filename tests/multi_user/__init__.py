@@ -1,0 +1,1 @@
+"""Task 3.3: concurrent users without interference, data isolation, memory under load."""

@@ -1,0 +1,178 @@
+"""What the multi-user tests share: a crowd of test users, each with its own sockets, sending
+waves of messages all at once, and the checks that no socket saw another user's events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from goldenpath.auth import E2E_KEY_SETTING, Tokens, new_http_client
+from goldenpath.client import Connection, GoldenPathClient
+from goldenpath.config import Settings
+from goldenpath.contract import Violation, check_run, check_stray
+from goldenpath.errors import GoldenPathError, GoldenPathTimeout, ProtocolError
+from goldenpath.events import Run
+from goldenpath.masking import mask_url
+from goldenpath.pytest_plugin import user_email
+from goldenpath.reports import LayerReport
+
+LAYER = "multi_user"
+# After the last run ends, frames another user's run leaked here may still be on the way.
+SETTLE_S = 0.3
+T = TypeVar("T")
+
+
+def run(scenario: Coroutine[Any, Any, T], settings: Settings, *, calls: int) -> T:
+    """Run one async scenario from a sync test (pytest-asyncio is not installed), bounded by
+    the number of sequential network calls it makes times the per-call timeout."""
+
+    async def bounded() -> T:
+        try:
+            return await asyncio.wait_for(scenario, calls * settings.timeout_s)
+        except TimeoutError as exc:
+            if isinstance(exc, GoldenPathError):
+                raise
+            raise GoldenPathTimeout(f"scenario not finished within {calls * settings.timeout_s:g}s") from None
+
+    return asyncio.run(bounded())
+
+
+@dataclass(eq=False)
+class Member:
+    """One test user of the crowd: its tokens, its sockets, and every run it sent on any of them."""
+
+    tokens: Tokens
+    sockets: list[Connection] = field(default_factory=list)
+    runs: list[tuple[Connection, Run]] = field(default_factory=list)
+
+    @property
+    def user_id(self) -> str:
+        return self.sockets[0].user_id if self.sockets else self.tokens.user_id or "?"
+
+    @property
+    def sent_message_ids(self) -> set[str]:
+        return {sent.message_id for _, sent in self.runs}
+
+
+class Crowd:
+    """Test users at once, for one scenario; on leaving, sockets are closed and users logged out.
+
+    The protocol has no user deletion; the users carry user_email's prefix instead.
+    """
+
+    def __init__(self, settings: Settings, report: LayerReport) -> None:
+        self.settings = settings
+        self.report = report
+        self.http = new_http_client()
+        self.client = GoldenPathClient(settings, http=self.http)
+        self.members: list[Member] = []
+
+    async def __aenter__(self) -> Crowd:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        sockets = [socket for member in self.members for socket in member.sockets]
+        await asyncio.gather(*(socket.close() for socket in sockets), return_exceptions=True)
+        refresh = [m.tokens.refresh_token for m in self.members if m.tokens.refresh_token]
+        outcomes = await asyncio.gather(*(self.client.auth.logout(token) for token in refresh),
+                                        return_exceptions=True)  # fmt: skip
+        await self.http.aclose()
+        failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if failed and exc is None:
+            raise GoldenPathError(f"logging out {len(failed)} test user(s) failed: {failed[0]}")
+
+    async def join(self, count: int, *, sockets: int = 1) -> list[Member]:
+        """``count`` new users, each with ``sockets`` connections whose clocks are synced."""
+        return list(await asyncio.gather(*(self._member(sockets) for _ in range(count))))
+
+    async def _member(self, sockets: int) -> Member:
+        auth, email = self.client.auth, user_email(LAYER)
+        if self.settings.get(E2E_KEY_SETTING):
+            member = Member(await auth.e2e_login(email))
+        else:
+            member = Member(await auth.register_or_login(email, secrets.token_urlsafe(24)))
+        self.members.append(member)
+        for _ in range(sockets):
+            connection = await self.client.connect(member.tokens)
+            member.sockets.append(connection)
+            self.report.recorder.add_connection_time(connection.connect_ns)
+            await connection.sync_clock()
+        return member
+
+    async def wave(self, members: Sequence[Member], messages: int, tag: str) -> list[Run]:
+        """Every socket of every member sends ``messages`` messages without waiting for any
+        answer, all sockets at once; returns when every run has ended."""
+        sends = [self._send(member, socket, messages, tag) for member in members for socket in member.sockets]
+        runs = [sent for batch in await asyncio.gather(*sends) for sent in batch]
+        await asyncio.gather(*(sent.wait(self.settings.timeout_s) for sent in runs))
+        return runs
+
+    async def _send(self, member: Member, socket: Connection, messages: int, tag: str) -> list[Run]:
+        batch = []
+        for index in range(messages):
+            sent = await socket.send_message(f"goldenpath multi-user {tag} #{index + 1}")
+            member.runs.append((socket, sent))
+            batch.append(sent)
+        return batch
+
+    def record(self) -> None:
+        """Every run into the layer's report, with its socket's clock for delivery latency."""
+        for member in self.members:
+            for socket, sent in member.runs:
+                if sent.finished:
+                    self.report.add_run(sent, socket.clock)
+
+    def violations(self) -> list[Violation]:
+        """check_run for every run, check_stray for every socket against all its user sent."""
+        found: list[Violation] = []
+        for member in self.members:
+            sent = member.sent_message_ids
+            for socket, own in member.runs:
+                found += check_run(own, socket.user_id, self.client.contract)
+            for socket in member.sockets:
+                found += check_stray(socket.stray, socket.user_id, sent_message_ids=sent)
+        self.report.add_violations(found)
+        return found
+
+    async def get(self, path: str, member: Member) -> tuple[int, Any]:
+        """GET a backend path as the member: (status, the decoded JSON or None), bounded."""
+        url = self.settings.backend_url + path
+        bearer = {"Authorization": f"Bearer {member.tokens.access_token}"}
+        request = self.http.get(url, headers=bearer, timeout=self.settings.timeout_s)
+        try:
+            answer = await asyncio.wait_for(request, self.settings.timeout_s)
+        except (TimeoutError, httpx.HTTPError) as exc:
+            raise GoldenPathError(f"GET {mask_url(url)} failed: {type(exc).__name__} {exc}".strip()) from None
+        try:
+            return answer.status_code, answer.json()
+        except ValueError:
+            return answer.status_code, None  # a 404 may well come as text
+
+
+def thread_of(sent: Run) -> str:
+    """The thread named by the frame that ended the run (a new thread's id comes only from there)."""
+    thread_id = sent.terminal.frame.get("thread_id") if sent.terminal else None
+    if not isinstance(thread_id, str) or not thread_id:
+        raise ProtocolError(
+            f"the run of message {sent.message_id} ended ({sent.outcome}) without a thread_id"
+        )
+    return thread_id
+
+
+def summary(violations: Sequence[Violation], shown: int = 15) -> str:
+    """Counts by code, then the first violations, one a line."""
+    codes: dict[str, int] = {}
+    for violation in violations:
+        codes[violation.code] = codes.get(violation.code, 0) + 1
+    counts = ", ".join(f"{code} x{n}" for code, n in sorted(codes.items()))
+    more = f"\n  ... and {len(violations) - shown} more" if len(violations) > shown else ""
+    return f"{counts}:\n  " + "\n  ".join(map(str, violations[:shown])) + more

@@ -1,0 +1,290 @@
+"""What the staging tests share: test users that are logged out at the end, bounded reads of
+the backend's REST API, readiness answers, probes of the profile's data services, ClickHouse
+counts. Everything goes over the wire, so it works unchanged against a real deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import httpx
+import pytest
+
+from goldenpath.auth import E2E_KEY_SETTING, Tokens, new_http_client
+from goldenpath.client import Connection, GoldenPathClient
+from goldenpath.config import Settings
+from goldenpath.errors import GoldenPathError, GoldenPathTimeout, ProtocolError, Unreachable
+from goldenpath.events import Run
+from goldenpath.masking import mask_url
+from goldenpath.probes import http_get
+from goldenpath.pytest_plugin import user_email
+from goldenpath.service_probes import Probe, ProbeFailure, probe_clickhouse, probe_postgres, probe_redis
+
+LAYER = "staging"
+# A scenario makes a few dozen bounded calls; this caps the whole of it on top of them.
+SCENARIO_CALLS = 30
+T = TypeVar("T")
+
+
+def run(scenario: Coroutine[Any, Any, T], settings: Settings, *, calls: int = SCENARIO_CALLS) -> T:
+    """Run one async scenario from a sync test (pytest-asyncio is not installed), bounded."""
+    return asyncio.run(_bounded(scenario, calls * settings.timeout_s))
+
+
+async def _bounded(scenario: Coroutine[Any, Any, T], bound_s: float) -> T:
+    guard = asyncio.timeout(bound_s)
+    try:
+        async with guard:
+            return await scenario
+    except TimeoutError:
+        if guard.expired():
+            raise GoldenPathTimeout(f"scenario not finished within {bound_s:g}s") from None
+        raise  # a call's own timeout, with its own message
+
+
+class StagingSession:
+    """Test users and their sockets for one scenario.
+
+    On leaving, every socket is closed and every user still logged in is logged out. Users
+    themselves stay: the protocol has no user deletion, so they carry user_email's prefix.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.http = new_http_client(max_connections=50)
+        self.client = GoldenPathClient(settings, http=self.http)
+        self._logged_in: list[Tokens] = []
+        self._connections: list[Connection] = []
+
+    async def new_user(self) -> Tokens:
+        email = user_email(LAYER)
+        auth = self.client.auth
+        if self.settings.get(E2E_KEY_SETTING):
+            tokens = await auth.e2e_login(email)
+        else:
+            # A staging without the bypass key still has registration; the password is made up here.
+            tokens = await auth.register_or_login(email, secrets.token_urlsafe(24))
+        self._logged_in.append(tokens)
+        return tokens
+
+    async def connect(self, tokens: Tokens) -> Connection:
+        connection = await self.client.connect(tokens)
+        self._connections.append(connection)
+        return connection
+
+    async def logout(self, tokens: Tokens) -> None:
+        self._logged_in.remove(tokens)
+        if tokens.refresh_token:
+            await self.client.auth.logout(tokens.refresh_token)
+
+    async def get(self, path: str, tokens: Tokens) -> tuple[int, Any]:
+        """GET a backend path as the user: (status, the decoded JSON or None), bounded."""
+        url = self.settings.backend_url + path
+        timeout_s = self.settings.timeout_s
+        headers = {"Authorization": f"Bearer {tokens.access_token}"}
+        try:
+            async with asyncio.timeout(timeout_s):
+                response = await self.http.get(url, headers=headers, timeout=timeout_s)
+        except (TimeoutError, httpx.TimeoutException):
+            raise GoldenPathTimeout(f"GET {mask_url(url)} not answered within {timeout_s:g}s") from None
+        except httpx.HTTPError as exc:
+            raise Unreachable(f"GET {mask_url(url)} failed: {type(exc).__name__}: {exc}") from None
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, None
+
+    async def __aenter__(self) -> StagingSession:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await asyncio.gather(*(c.close() for c in self._connections), return_exceptions=True)
+        failures = []
+        for tokens in list(self._logged_in):
+            try:
+                await self.logout(tokens)
+            except GoldenPathError as error:
+                failures.append(str(error))
+        await self.http.aclose()
+        if failures and exc is None:
+            raise GoldenPathError(f"logging out {len(failures)} test user(s) failed: {failures[0]}")
+
+
+def thread_of(sent: Run) -> str:
+    """The thread a run's events name (a message sent with thread_id null starts one)."""
+    for event in sent.events:
+        thread_id = event.frame.get("thread_id")
+        if isinstance(thread_id, str) and thread_id:
+            return thread_id
+    raise ProtocolError(f"no event of the run of message {sent.message_id} names its thread_id")
+
+
+# --- readiness ---------------------------------------------------------------------------
+
+CHECK_FIELDS = ("status", "connected", "response_time_ms", "error")
+CHECK_STATUSES = ("healthy", "unhealthy", "not_configured")
+
+
+@dataclass(frozen=True)
+class ReadinessEndpoint:
+    """A readiness endpoint of the protocol and the vocabulary of its answers."""
+
+    service: str
+    path: str
+    ok_statuses: tuple[str, ...]  # the statuses that go with HTTP 200
+    down_statuses: tuple[str, ...]  # the statuses that go with HTTP 503
+    required_checks: tuple[str, ...]
+    all_up: str  # the status when no check is unhealthy
+
+    def url(self, settings: Settings) -> str:
+        base = settings.backend_url if self.service == "backend" else settings.auth_service_url
+        return base + self.path
+
+
+BACKEND_READINESS = ReadinessEndpoint(
+    "backend", "/api/health/ready", ("healthy", "degraded"), ("unhealthy",),
+    ("database", "redis", "clickhouse"), "healthy",
+)  # fmt: skip
+AUTH_READINESS = ReadinessEndpoint("auth", "/health/ready", ("ready",), ("not_ready",), (), "ready")
+READINESS = (BACKEND_READINESS, AUTH_READINESS)
+
+
+@dataclass(frozen=True)
+class Readiness:
+    http_status: int
+    status: object
+    checks: dict[str, Any]
+
+
+def read_readiness(endpoint: ReadinessEndpoint, settings: Settings) -> Readiness:
+    url = endpoint.url(settings)
+    answer = http_get(url, settings.timeout_s)
+    if answer is None:
+        pytest.fail(f"{endpoint.service} readiness {mask_url(url)} did not answer within "
+                    f"{settings.timeout_s:g}s", pytrace=False)  # fmt: skip
+    body = answer.json()
+    if not isinstance(body, dict) or not isinstance(body.get("checks"), dict):
+        pytest.fail(f"{endpoint.service} readiness {mask_url(url)} answered HTTP {answer.status} without "
+                    f"a JSON object holding checks: {answer.body[:120]!r}", pytrace=False)  # fmt: skip
+    return Readiness(answer.status, body.get("status"), body["checks"])
+
+
+def readiness_problems(endpoint: ReadinessEndpoint, answer: Readiness) -> list[str]:
+    """Everything in one readiness answer that contradicts the protocol or itself."""
+    name = f"{endpoint.service} readiness"
+    problems = []
+    expected = endpoint.ok_statuses if answer.http_status == 200 else endpoint.down_statuses
+    if answer.http_status not in (200, 503):
+        problems.append(f"{name} answered HTTP {answer.http_status} (the protocol has 200 or 503)")
+    elif answer.status not in expected:
+        problems.append(f"{name} says {answer.status!r} with HTTP {answer.http_status} "
+                        f"(expected one of {', '.join(expected)})")  # fmt: skip
+    problems += [f"{name} has no {check!r} check" for check in endpoint.required_checks
+                 if check not in answer.checks]  # fmt: skip
+    unhealthy = []
+    for check, value in answer.checks.items():
+        if not isinstance(value, dict):
+            problems.append(f"{name}: check {check!r} is not an object: {value!r}")
+            continue
+        missing = [f for f in CHECK_FIELDS if f not in value]
+        if missing:
+            problems.append(f"{name}: check {check!r} lacks {', '.join(missing)}")
+        status = value.get("status")
+        if status not in CHECK_STATUSES:
+            problems.append(f"{name}: check {check!r} has status {status!r} (expected one of "
+                            f"{', '.join(CHECK_STATUSES)})")  # fmt: skip
+        elif value.get("connected") is not (status == "healthy"):
+            connected = value.get("connected")
+            problems.append(f"{name}: check {check!r} says {status!r} but connected={connected!r}")
+        if status == "unhealthy":
+            unhealthy.append(check)
+    if answer.status == endpoint.all_up and unhealthy:
+        problems.append(f"{name} says {answer.status!r} although {', '.join(unhealthy)} is unhealthy")
+    if answer.status in endpoint.ok_statuses and answer.status != endpoint.all_up and not unhealthy:
+        problems.append(f"{name} says {answer.status!r} but no check is unhealthy")
+    return problems
+
+
+# --- the profile's own view of the data services -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A data service: its readiness check, the setting that locates it, how to probe it."""
+
+    check: str
+    setting: str
+    label: str
+    probe: Probe
+
+    def url(self, settings: Settings) -> str | None:
+        url = settings.get(self.setting)
+        # SQLite lives inside the backend: nothing to reach from here.
+        return None if not url or url.startswith("sqlite") else url
+
+    def unconfigured_reason(self, settings: Settings) -> str:
+        if (settings.get(self.setting) or "").startswith("sqlite"):
+            return f"{self.setting} is SQLite, embedded in the backend: nothing to connect to from here"
+        return f"the profile does not configure {self.setting}"
+
+    def observe(self, url: str, timeout_s: float) -> tuple[bool, str]:
+        """(up, what the probe saw)."""
+        try:
+            return True, self.probe(url, timeout_s)
+        except ProbeFailure as exc:
+            return False, str(exc)
+
+
+DEPENDENCIES = (
+    Dependency("database", "DATABASE_URL", "PostgreSQL", probe_postgres),
+    Dependency("redis", "REDIS_URL", "Redis", probe_redis),
+    Dependency("clickhouse", "CLICKHOUSE_URL", "ClickHouse", probe_clickhouse),
+)
+
+
+# --- ClickHouse ------------------------------------------------------------------------------
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+def clickhouse_table(url: str, table: str) -> str:
+    """``table`` qualified with the URL's database (its path, "default" when none)."""
+    database = urlsplit(url).path.strip("/") or "default"
+    qualified = table if "." in table else f"{database}.{table}"
+    if not all(_IDENTIFIER.fullmatch(part) for part in qualified.split(".")) or qualified.count(".") != 1:
+        pytest.fail(
+            f"ClickHouse table {qualified!r} is not database.table of plain identifiers", pytrace=False
+        )
+    return qualified
+
+
+def clickhouse_rows_of_run(url: str, table: str, run_id: str, timeout_s: float) -> int:
+    """How many rows the table holds for the run (ClickHouse 18.16 has no query parameters,
+    so the run id is checked to be plain before it goes into the SQL)."""
+    if not _PLAIN_ID.fullmatch(run_id):
+        raise ProtocolError(f"run_id {run_id[:40]!r} is not a plain identifier; refusing to put it in SQL")
+    parts = urlsplit(url)
+    base = f"{parts.scheme}://{parts.hostname}:{parts.port or 8123}/"
+    auth = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
+    query = f"SELECT count() FROM {table} WHERE run_id = '{run_id}' FORMAT TabSeparated"  # noqa: S608 - run_id checked above
+    try:
+        with httpx.Client(timeout=timeout_s, auth=auth) as http:
+            answer = http.post(base, content=query.encode())
+    except httpx.HTTPError as exc:
+        raise Unreachable(f"ClickHouse at {mask_url(url)}: {type(exc).__name__}: {exc}") from None
+    text = answer.text.strip()
+    if answer.status_code != 200 or not text.isdigit():
+        first = text.splitlines()[0][:160] if text else "(empty)"
+        raise ProtocolError(f"ClickHouse at {mask_url(url)} answered HTTP {answer.status_code} to the "
+                            f"count of {table}: {first}")  # fmt: skip
+    return int(text)

@@ -1,0 +1,53 @@
+"""SLA compliance over N samples: connection time, first event, tool result, event delivery."""
+
+from __future__ import annotations
+
+import pytest
+
+from goldenpath.config import Settings
+from goldenpath.contract import Contract, Violation, check_run
+from goldenpath.reports import LayerReport
+from goldenpath.sla import SlaRecorder
+
+from .support import StagingSession, run
+
+pytestmark = [pytest.mark.sla, pytest.mark.websocket, pytest.mark.golden_path]
+
+SAMPLES_SETTING = "GOLDENPATH_SLA_SAMPLES"
+# Per sample: the upgrade, eight clock pings, one message.
+CALLS_PER_SAMPLE = 10
+
+
+async def take_samples(settings: Settings, samples: int, recorder: SlaRecorder,
+                       report: LayerReport) -> list[Violation]:  # fmt: skip
+    violations: list[Violation] = []
+    async with StagingSession(settings) as session:
+        tokens = await session.new_user()
+        # One after another: concurrent samples would measure this client's own queueing.
+        for index in range(samples):
+            connection = await session.connect(tokens)
+            recorder.add_connection_time(connection.connect_ns)
+            report.recorder.add_connection_time(connection.connect_ns)
+            clock = await connection.sync_clock()
+            sample = await connection.ask(f"goldenpath staging SLA sample {index + 1} of {samples}")
+            recorder.add_run(sample, clock)
+            report.add_run(sample, clock)
+            violations += check_run(sample, connection.user_id, session.client.contract)
+            await connection.close()
+    return violations
+
+
+def test_golden_path_meets_its_service_levels(gp_settings: Settings, gp_report: LayerReport) -> None:
+    """Each sample is a fresh connection (ws_connect), a clock sync by pings, then one message
+    (first_event, tool_result, and event_delivery corrected by the clock offset), gated at the
+    profile's percentile and at the maximum."""
+    samples = int(gp_settings.values[SAMPLES_SETTING])
+    recorder = SlaRecorder(Contract.from_settings(gp_settings))
+    violations = run(take_samples(gp_settings, samples, recorder, gp_report), gp_settings,
+                     calls=CALLS_PER_SAMPLE * samples)  # fmt: skip
+    gp_report.add_violations(violations)
+    report = recorder.evaluate(gp_settings.sla)
+    breached = ", ".join(result.metric for result in report.failures)
+    assert report.passed, f"SLA breached ({breached}) over {samples} samples:\n" + "\n".join(report.lines())
+    assert not violations, (f"{len(violations)} contract violation(s) in the SLA samples:\n"
+                            + "\n".join(map(str, violations[:20])))  # fmt: skip
