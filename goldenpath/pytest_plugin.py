@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from goldenpath.config import ConfigError, Settings, load_settings
-from goldenpath.layers import LAYER_VAR, reports_dir
 from goldenpath.contract import Contract
+from goldenpath.layers import LAYER_VAR, reports_dir
 from goldenpath.reports import LayerReport, write_reports
 from goldenpath.sla import SlaRecorder
 
