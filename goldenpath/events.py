@@ -64,6 +64,15 @@ class Run:
         return self.terminal.type or "?"
 
     @property
+    def reported_thread_id(self) -> str | None:
+        """The thread the run's events name (a message sent with thread_id null starts one)."""
+        for event in self.events:
+            thread_id = event.frame.get("thread_id")
+            if isinstance(thread_id, str) and thread_id:
+                return thread_id
+        return None
+
+    @property
     def answer(self) -> Any:
         """data.result of the ending frame, None when there is none."""
         data = self.terminal.frame.get("data") if self.terminal else None

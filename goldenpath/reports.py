@@ -40,6 +40,9 @@ class LayerReport:
         if clock is not None:
             self.clock = clock
 
+    def add_connection_time(self, connect_ns: int) -> None:
+        self.recorder.add_connection_time(connect_ns)
+
     def add_violations(self, violations: Iterable[Violation]) -> None:
         self.violations.extend(violations)
 

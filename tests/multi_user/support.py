@@ -104,7 +104,7 @@ class Crowd:
         for _ in range(sockets):
             connection = await self.client.connect(member.tokens)
             member.sockets.append(connection)
-            self.report.recorder.add_connection_time(connection.connect_ns)
+            self.report.add_connection_time(connection.connect_ns)
             await connection.sync_clock()
         return member
 

@@ -121,10 +121,8 @@ class StagingSession:
 
 def thread_of(sent: Run) -> str:
     """The thread a run's events name (a message sent with thread_id null starts one)."""
-    for event in sent.events:
-        thread_id = event.frame.get("thread_id")
-        if isinstance(thread_id, str) and thread_id:
-            return thread_id
+    if sent.reported_thread_id:
+        return sent.reported_thread_id
     raise ProtocolError(f"no event of the run of message {sent.message_id} names its thread_id")
 
 

@@ -27,7 +27,7 @@ async def take_samples(settings: Settings, samples: int, recorder: SlaRecorder,
         for index in range(samples):
             connection = await session.connect(tokens)
             recorder.add_connection_time(connection.connect_ns)
-            report.recorder.add_connection_time(connection.connect_ns)
+            report.add_connection_time(connection.connect_ns)
             clock = await connection.sync_clock()
             sample = await connection.ask(f"goldenpath staging SLA sample {index + 1} of {samples}")
             recorder.add_run(sample, clock)
