@@ -49,6 +49,9 @@ def run_layer(session: nox.Session, name: str) -> None:
             if target.started:
                 session.log(f"reference stack started for this session (pid {target.started.pid}), "
                             f"log: {target.started.spec.log_path}")
-            session.run("pytest", *argv, env=pytest_env(target.settings, name))
+            env = pytest_env(target.settings, name)
+            # One line about a target that does not speak the protocol, not a failure per test.
+            session.run("python", "-m", "goldenpath.target_check", env=env)
+            session.run("pytest", *argv, env=env)
     except StackError as exc:
         session.error(str(exc))

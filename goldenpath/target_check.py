@@ -1,0 +1,87 @@
+"""Before a layer's tests: does the target speak the protocol at all? One line if not.
+
+A target that is down, speaks something else (an HTTP server without a WebSocket, a socket
+that sends garbage), accepts and never answers, or cannot give us a test user would
+otherwise fail every test of the layer at length. Run as ``python -m goldenpath.target_check``
+with the layer's settings in the environment; exit 0, or 1 with one line saying what is
+wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sys
+from functools import partial
+from pathlib import Path
+
+from goldenpath.auth import E2E_KEY_SETTING, AuthClient, Tokens, new_http_client
+from goldenpath.client import connect
+from goldenpath.config import ConfigError, Settings, load_settings
+from goldenpath.errors import GoldenPathError
+from goldenpath.health import AUTH_IDENTITY
+from goldenpath.service_probes import ProbePolicy, probe_liveness, run_probes
+
+
+def check_http(settings: Settings) -> str | None:
+    policy = ProbePolicy(timeout_s=settings.timeout_s, retries=1, interval_s=0.5,
+                         deadline_s=settings.timeout_s * 2)
+    results = run_probes([
+        ("auth service", settings.auth_service_url, partial(probe_liveness, identity=AUTH_IDENTITY)),
+        ("backend", settings.backend_url, probe_liveness),
+    ], policy)
+    failed = next((r for r in results if not r.ok), None)
+    return f"{failed.name}: {failed.detail}" if failed else None
+
+
+async def obtain_test_user(auth: AuthClient, settings: Settings) -> Tokens:
+    """The E2E bypass when the profile has its key; else a password user of our own."""
+    email = f"goldenpath-check-{secrets.token_hex(4)}@goldenpath.test"
+    if settings.get(E2E_KEY_SETTING):
+        return await auth.e2e_login(email)
+    try:
+        return await auth.register_or_login(email, secrets.token_urlsafe(18))
+    except GoldenPathError as exc:
+        raise GoldenPathError(f"cannot get a test user by registering ({exc}); set "
+                              f"{E2E_KEY_SETTING} in .env for this profile") from None
+
+
+async def check_socket(settings: Settings) -> None:
+    async with new_http_client(max_connections=2) as http:
+        auth = AuthClient(settings.auth_service_url, http, timeout_s=settings.timeout_s,
+                          e2e_key=settings.get(E2E_KEY_SETTING))
+        tokens = await obtain_test_user(auth, settings)
+        connection = await connect(settings.websocket_url, tokens.access_token,
+                                   timeout_s=settings.timeout_s)
+        await connection.close()
+        if tokens.refresh_token:
+            await auth.logout(tokens.refresh_token)
+
+
+def problem(settings: Settings) -> str | None:
+    http = check_http(settings)
+    if http:
+        return http
+    try:
+        asyncio.run(check_socket(settings))
+    except GoldenPathError as exc:
+        return str(exc)
+    return None
+
+
+def main() -> int:
+    try:
+        settings = load_settings(Path.cwd())
+    except ConfigError as exc:
+        print(f"target check: {exc}", file=sys.stderr)
+        return 2
+    found = problem(settings)
+    if found:
+        print(f"target check failed, the layer's tests did not run: {found}", file=sys.stderr)
+        return 1
+    print(f"target check: {settings.backend_url} speaks the golden-path protocol")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
