@@ -25,6 +25,6 @@ nox.options.error_on_missing_interpreters = True
 
 # Importing a layer module registers its session, in this order: cheapest checks first,
 # then the layers from the inside out, as `nox` runs and `nox -l` lists them.
-from sessions import lint, collect, unit, integration, e2e, staging, multi_user, docker  # noqa: E402, I001
+from sessions import lint, collect, unit, integration, e2e, staging, multi_user, docker, bench  # noqa: E402, I001
 
-__all__ = ["collect", "docker", "e2e", "integration", "lint", "multi_user", "staging", "unit"]
+__all__ = ["bench", "collect", "docker", "e2e", "integration", "lint", "multi_user", "staging", "unit"]

@@ -50,8 +50,13 @@ def write_json(path: str, payload: Any) -> None:
         write_atomically(Path(path), json.dumps(payload, indent=2, default=str) + "\n")
 
 
+def stack_dir() -> Path:
+    """Pid file, log and data of the background stack (GOLDENPATH_STACK_DIR moves them)."""
+    return Path(os.environ.get("GOLDENPATH_STACK_DIR") or ROOT / stack_process.STATE_DIR)
+
+
 def spec_for(settings: Settings) -> stack_process.StackSpec:
-    return stack_process.refstack_spec(settings, state_dir=ROOT / stack_process.STATE_DIR)
+    return stack_process.refstack_spec(settings, state_dir=stack_dir())
 
 
 def stack_health(settings: Settings) -> list[ProbeResult]:
@@ -81,7 +86,7 @@ def up(c: Context, env: str = "", postgres: bool = False, redis: bool = False,
             raise Exit(f"error: --{flag} needs {BACKEND_FLAGS[flag]} (set it in .env or the "
                        "environment)", code=2)
     spec = stack_process.refstack_spec(settings, faults=faults or None,
-                                       state_dir=ROOT / stack_process.STATE_DIR)
+                                       state_dir=stack_dir())
     running = stack_process.find_running(spec)
     if running:
         raise Exit(f"error: the stack is already running (pid {running.pid}); "
@@ -123,8 +128,8 @@ def status(c: Context, env: str = "", json: str = "") -> None:
         raise Exit("error: the target is not healthy", code=1)
 
 
-@task(help={"env": ENV_HELP, "lines": "how many of the last lines to show"})
-def logs(c: Context, env: str = "", lines: int = 50) -> None:
+@task(help={"env": ENV_HELP, "lines": "how many of the last lines to show", "json": JSON_HELP})
+def logs(c: Context, env: str = "", lines: int = 50, json: str = "") -> None:
     """The last lines of the background stack's log."""
     if lines <= 0:
         raise Exit("error: --lines must be a positive number", code=2)
@@ -133,6 +138,7 @@ def logs(c: Context, env: str = "", lines: int = 50) -> None:
         raise Exit(f"error: no log at {log_path}; start the stack with `invoke stack.up`", code=1)
     text = log_path.read_text(errors="replace").splitlines()[-lines:]
     console.print("\n".join(text), markup=False, highlight=False)
+    write_json(json, {"log": str(log_path), "lines": text})
 
 
 @task(name="ports", help={

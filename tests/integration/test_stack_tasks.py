@@ -1,0 +1,83 @@
+"""`invoke stack.up|status|logs|down` as a developer types them: a stack in the background,
+healthy, found again from its pid file, and nothing left behind when it is stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from goldenpath.config import SPECS_BY_NAME
+from goldenpath.probes import port_is_open
+from goldenpath.stack import pid_alive
+from goldenpath.testing import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def invoke(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    inherited = {k: v for k, v in os.environ.items()
+                 if k not in SPECS_BY_NAME and not k.startswith(("GOLDENPATH_", "REFSTACK_"))}
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=REPO,
+                          env={**inherited, "GOLDENPATH_STACK_DIR": str(tmp_path / "stack"),
+                               "COLUMNS": "200", **env},
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_up_status_logs_down_leaves_nothing_behind(tmp_path: Path) -> None:
+    backend, auth = free_port(), free_port()
+    env = {"BACKEND_URL": f"http://127.0.0.1:{backend}", "AUTH_SERVICE_URL": f"http://127.0.0.1:{auth}"}
+
+    up = invoke(tmp_path, env, "stack.up", "--json", str(tmp_path / "up.json"))
+    assert up.returncode == 0, up.stdout + up.stderr
+    pid = json.loads((tmp_path / "up.json").read_text())["pid"]
+    try:
+        status = invoke(tmp_path, env, "stack.status", "--json", str(tmp_path / "status.json"))
+        assert status.returncode == 0, status.stdout + status.stderr
+        report = json.loads((tmp_path / "status.json").read_text())
+        assert report["pid"] == pid
+        assert {p["name"]: p["status"] for p in report["probes"]} == {
+            "auth /health": "ok", "auth ready": "ok", "backend /health": "ok", "backend ready": "ok"}
+
+        again = invoke(tmp_path, env, "stack.up")
+        assert again.returncode == 1
+        assert f"the stack is already running (pid {pid})" in again.stderr
+
+        logs = invoke(tmp_path, env, "stack.logs", "--lines", "20")
+        assert logs.returncode == 0
+        assert "refstack" in logs.stdout
+    finally:
+        down = invoke(tmp_path, env, "stack.down")
+    assert down.returncode == 0
+    assert f"stack stopped (pid {pid})" in down.stdout
+    assert not pid_alive(pid)
+    assert not port_is_open("127.0.0.1", backend, 0.5)
+    assert not port_is_open("127.0.0.1", auth, 0.5)
+    after = invoke(tmp_path, env, "stack.status")
+    assert after.returncode == 1
+    assert "error: the target is not healthy" in after.stderr
+
+
+def test_a_taken_port_is_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        env = {"BACKEND_URL": f"http://127.0.0.1:{port}", "AUTH_SERVICE_URL": f"http://127.0.0.1:{free_port()}"}
+        up = invoke(tmp_path, env, "stack.up")
+    assert up.returncode == 1
+    assert f"error: port {port} on 127.0.0.1 is already taken by another process" in up.stderr
+    assert "Traceback" not in up.stdout + up.stderr
+
+
+def test_bad_flags_and_settings_exit_2_in_one_line(tmp_path: Path) -> None:
+    no_dsn = invoke(tmp_path, {"DATABASE_URL": ""}, "stack.up", "--postgres")
+    assert no_dsn.returncode == 2
+    assert "error: --postgres needs DATABASE_URL" in no_dsn.stderr
+    bad_port = invoke(tmp_path, {"BACKEND_URL": "http://127.0.0.1:99999"}, "stack.status")
+    assert bad_port.returncode == 2
+    assert "BACKEND_URL='http://127.0.0.1:99999': the port is not a number from 1 to 65535" in bad_port.stderr
+    assert "Traceback" not in no_dsn.stderr + bad_port.stderr
