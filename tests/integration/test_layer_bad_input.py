@@ -51,10 +51,13 @@ def one_clear_line(proc: subprocess.CompletedProcess[str], expected: str) -> Non
 
 
 class Health(BaseHTTPRequestHandler):
-    """Any GET is 200 JSON: an HTTP service that looks alive and has no WebSocket."""
+    """Any GET is 200 JSON: an HTTP service that looks alive and has no WebSocket (and,
+    as an auth service, takes no registration: POST is not implemented)."""
+
+    service = "backend"
 
     def do_GET(self) -> None:
-        body = json.dumps({"status": "ok", "service": "backend"}).encode()
+        body = json.dumps({"status": "ok", "service": self.service}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -65,9 +68,13 @@ class Health(BaseHTTPRequestHandler):
         pass  # the test reads the layer's output, not this server's
 
 
+class AuthHealth(Health):
+    service = "auth-service"
+
+
 @contextmanager
-def http_only() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+def http_only(handler: type[Health] = Health) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -160,3 +167,10 @@ def test_wrong_credentials_in_the_profile(tmp_path: Path, auth_only: str) -> Non
     with http_only() as backend:
         proc = layer(tmp_path, backend, auth_only, E2E_OAUTH_SIMULATION_KEY="not-the-key")
     one_clear_line(proc, "403")
+
+
+def test_a_profile_without_credentials_where_registration_is_closed(tmp_path: Path) -> None:
+    with http_only(AuthHealth) as auth, http_only() as backend:
+        proc = layer(tmp_path, backend, auth, E2E_OAUTH_SIMULATION_KEY="")
+    one_clear_line(proc, "cannot get a test user by registering")
+    assert "set E2E_OAUTH_SIMULATION_KEY in .env for this profile" in proc.stdout + proc.stderr
