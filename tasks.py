@@ -46,8 +46,24 @@ def settings_for(env: str) -> Settings:
 
 
 def write_json(path: str, payload: Any) -> None:
-    if path:
+    if not path:
+        return
+    try:
         write_atomically(Path(path), json.dumps(payload, indent=2, default=str) + "\n")
+    except OSError as exc:
+        raise Exit(f"error: cannot write --json {path}: {exc.strerror or exc}", code=2) from None
+
+
+def number(flag: str, value: str, *, minimum: float, whole: bool = False) -> float:
+    """A numeric flag, parsed here so a typo is one line and exit 2, not invoke's traceback."""
+    try:
+        parsed = float(value)
+    except ValueError:
+        parsed = float("nan")
+    if not parsed >= minimum or (whole and not parsed.is_integer()) or parsed == float("inf"):
+        kind = "a whole number" if whole else "a number"
+        raise Exit(f"error: --{flag} takes {kind} of at least {minimum:g}, not {value!r}", code=2)
+    return parsed
 
 
 def stack_dir() -> Path:
@@ -129,16 +145,22 @@ def status(c: Context, env: str = "", json: str = "") -> None:
 
 
 @task(help={"env": ENV_HELP, "lines": "how many of the last lines to show", "json": JSON_HELP})
-def logs(c: Context, env: str = "", lines: int = 50, json: str = "") -> None:
+def logs(c: Context, env: str = "", lines: str = "50", json: str = "") -> None:
     """The last lines of the background stack's log."""
-    if lines <= 0:
-        raise Exit("error: --lines must be a positive number", code=2)
+    count = int(number("lines", lines, minimum=1, whole=True))
     log_path = spec_for(settings_for(env)).log_path
     if not log_path.exists():
         raise Exit(f"error: no log at {log_path}; start the stack with `invoke stack.up`", code=1)
-    text = log_path.read_text(errors="replace").splitlines()[-lines:]
+    text = log_path.read_text(errors="replace").splitlines()[-count:]
     console.print("\n".join(text), markup=False, highlight=False)
     write_json(json, {"log": str(log_path), "lines": text})
+
+
+def port_report(settings: Settings) -> port_alignment.PortReport:
+    try:
+        return port_alignment.check(settings, ROOT, sorted((ROOT / "envs").glob("*.env")), os.environ)
+    except ConfigError as exc:
+        raise Exit(f"error: {exc}", code=2) from None
 
 
 @task(name="ports", help={
@@ -153,7 +175,7 @@ def auth_ports(c: Context, env: str = "", fix: bool = False, write_profile: bool
     if write_profile and not fix:
         raise Exit("error: --write-profile only goes with --fix", code=2)
     settings = settings_for(env)
-    report = port_alignment.check(settings, ROOT, sorted((ROOT / "envs").glob("*.env")), os.environ)
+    report = port_report(settings)
     for table in ports_tables(report):
         console.print(table)
     done: list[str] = []
@@ -164,12 +186,11 @@ def auth_ports(c: Context, env: str = "", fix: bool = False, write_profile: bool
         except ConfigError as exc:
             raise Exit(f"error: {exc}", code=2) from None
         console.print("\n".join(done))
-        settings = settings_for(env)
-        report = port_alignment.check(settings, ROOT, sorted((ROOT / "envs").glob("*.env")), os.environ)
+        report = port_report(settings_for(env))
     elif report.fix:
         console.print(f"fixable: {report.fix.reason}; `invoke auth.ports --fix` sets "
                       + ", ".join(f"{k}={v}" for k, v in report.fix.values.items()))
-    write_json(json, {**asdict(report), "applied": done})
+    write_json(json, {**report.as_dict(), "applied": done})
     if report.conflicts:
         raise Exit(f"error: {len(report.conflicts)} conflict(s) remain", code=1)
     console.print("auth ports aligned: nothing to fix")
@@ -179,7 +200,7 @@ def auth_ports(c: Context, env: str = "", fix: bool = False, write_profile: bool
     "env": ENV_HELP,
     "only": "run only this check (repeatable; a prefix like 'auth' selects its group)",
     "skip": "skip this check (repeatable)",
-    "fix": "apply the safe remediations: auth port alignment into .env",
+    "fix": "apply the safe remediations: auth port alignment into .env, docker clean by policy",
     "json": JSON_HELP,
 })
 def preflight(c: Context, env: str = "", only: list[str] | None = None, skip: list[str] | None = None,
@@ -220,16 +241,18 @@ def preflight(c: Context, env: str = "", only: list[str] | None = None, skip: li
     "successes": "consecutive successes a probe needs to pass",
     "json": JSON_HELP,
 })
-def staging_health(c: Context, env: str = "", timeout: float = 0.0, retries: int = 2,
-                   interval: float = 1.0, deadline: float = 30.0, successes: int = 1,
+def staging_health(c: Context, env: str = "", timeout: str = "", retries: str = "2",
+                   interval: str = "1", deadline: str = "30", successes: str = "1",
                    json: str = "") -> None:
     """Protocol-aware probes of every service the profile names, all at once."""
     settings = settings_for(env)
-    if timeout < 0 or retries < 0 or interval < 0 or deadline <= 0 or successes < 1:
-        raise Exit("error: --timeout, --retries and --interval must not be negative, --deadline "
-                   "must be positive and --successes at least 1", code=2)
-    policy = ProbePolicy(timeout_s=timeout or settings.timeout_s, retries=retries,
-                         interval_s=interval, deadline_s=deadline, successes=successes)
+    policy = ProbePolicy(
+        timeout_s=number("timeout", timeout, minimum=0.001) if timeout else settings.timeout_s,
+        retries=int(number("retries", retries, minimum=0, whole=True)),
+        interval_s=number("interval", interval, minimum=0),
+        deadline_s=number("deadline", deadline, minimum=0.001),
+        successes=int(number("successes", successes, minimum=1, whole=True)),
+    )
     rows = run_probes(all_probes(settings), policy)
     console.print(probe_table(f"staging health (profile {settings.profile})", rows))
     write_json(json, {"profile": settings.profile, "probes": [asdict(r) for r in rows]})

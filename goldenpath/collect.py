@@ -27,8 +27,6 @@ from goldenpath.files import write_atomically
 from goldenpath.junit import Case, write_junit
 from goldenpath.layers import load_project
 
-PYTEST_EXIT_OK = 0
-PYTEST_EXIT_NO_TESTS = 5
 COLLECT_TIMEOUT_S = 300.0
 
 
@@ -255,10 +253,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = Path(args.pyproject).resolve().parent
     result = audit({n: project.layers[n].paths for n in chosen}, project.renames, root=root)
     render(result, console)
-    if args.json:
-        write_json(result, args.json)
-    if args.junit:
-        write_junit(args.junit, "collect", junit_cases(result))
+    try:
+        if args.json:
+            write_json(result, args.json)
+        if args.junit:
+            write_junit(args.junit, "collect", junit_cases(result))
+    except OSError as exc:
+        console.print(f"collect: cannot write the report: {exc}", markup=False)
+        return 2
     return 0 if result.ok else 1
 
 

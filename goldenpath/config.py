@@ -18,7 +18,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from dotenv.parser import parse_stream
 
-from goldenpath.masking import mask_value
+from goldenpath.masking import MASK, mask_value
 
 PROFILE_VAR = "GOLDENPATH_ENV"
 DEFAULT_PROFILE = "local"
@@ -56,9 +56,15 @@ class SettingSpec:
 
 def _url(*schemes: str) -> Validator:
     def check(raw: str) -> str | None:
-        parts = urlsplit(raw)
-        if parts.scheme not in schemes or not (parts.hostname or parts.path):
-            return f"not a {' or '.join(s + '://' for s in schemes)} URL"
+        wanted = f"not a {' or '.join(s + '://' for s in schemes)} URL"
+        try:
+            parts = urlsplit(raw)
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            return wanted
+        # sqlite:///path has no host; every other scheme names one.
+        has_place = parts.hostname or (parts.scheme == "sqlite" and raw.startswith("sqlite:///"))
+        if parts.scheme not in schemes or not has_place:
+            return wanted
         return _port_problem(parts)
 
     return check
@@ -337,8 +343,8 @@ def load_settings(
         merged.update(layer)
     # An empty value means "not configured", the way docker compose and dotenv users expect.
     merged = {k: v for k, v in merged.items() if v[0] != ""}
-    _derive_websocket_url(merged)
     _validate(merged)
+    _derive_websocket_url(merged)
     return Settings(
         profile=name,
         values={k: v for k, (v, _) in merged.items()},
@@ -371,4 +377,5 @@ def _validate(merged: Mapping[str, tuple[str, Origin]]) -> None:
         problem = spec.check(value) if spec else None
         if problem:
             # The value is masked: a malformed DSN may still hold a real password.
-            raise ConfigError(f"{origin}: {key}={mask_value(key, value)!r}: {problem}")
+            shown = MASK if spec and spec.secret and problem else mask_value(key, value)
+            raise ConfigError(f"{origin}: {key}={shown!r}: {problem}")

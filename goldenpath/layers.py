@@ -82,10 +82,10 @@ def _layer(name: str, spec: Mapping[str, Any], path: Path) -> Layer:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; "
                           f"known: {', '.join(sorted(_FIELDS))}")
     paths = spec.get("paths")
-    if not paths or not all(isinstance(p, str) for p in paths):
+    if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
         raise ConfigError(f"{where}: 'paths' must be a non-empty list of test paths")
     args = spec.get("pytest_args", [])
-    if not all(isinstance(a, str) for a in args):
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise ConfigError(f"{where}: 'pytest_args' must be a list of strings")
     return Layer(
         name=name,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -21,9 +21,10 @@ import dotenv
 import yaml
 
 from goldenpath.config import ConfigError, Settings, read_env_file
+from goldenpath.health import AUTH_IDENTITY
+from goldenpath.masking import mask_value
 from goldenpath.probes import http_get, service_name
 
-AUTH_IDENTITY = "auth-service"
 KEYS = ("AUTH_SERVICE_URL", "AUTH_SERVICE_PORT", "BACKEND_URL")
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 # Ports an auth service is commonly found on, beside every port declared anywhere.
@@ -72,6 +73,13 @@ class PortReport:
     listeners: list[Listener]
     conflicts: list[Conflict] = field(default_factory=list)
     fix: Fix | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """For --json: the same as the table shows, URLs without their passwords."""
+        data = asdict(self)
+        for item in data["declarations"]:
+            item["value"] = mask_value(item["key"], item["value"])
+        return data
 
 
 def declarations(root: Path, profile_files: Iterable[Path], environ: Mapping[str, str]) -> list[Declaration]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from goldenpath import docker_clean, docker_usage, ports
 from goldenpath.config import ConfigError, Settings, load_settings
 from goldenpath.health import NamedProbe, all_probes
+from goldenpath.layers import reports_dir
 from goldenpath.service_probes import ProbePolicy, run_probe
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
@@ -156,7 +157,7 @@ def probe_check(named: NamedProbe, remediation: str) -> Callable[[Context], Outc
 
 def check_collection(ctx: Context) -> Outcome:
     """The collect session's own audit, run as that session (its venv holds the tests' deps)."""
-    report = ctx.root / "reports" / "collect.json"
+    report = ctx.root / reports_dir() / "collect.json"
     report.unlink(missing_ok=True)
     try:
         proc = subprocess.run([sys.executable, "-m", "nox", "-s", "collect", "--reuse-venv=yes"],
@@ -241,7 +242,3 @@ def run_checks(checks: Sequence[Check], ctx: Context,
             if on_done:
                 on_done(result)
     return [results[check.name] for check in checks]
-
-
-def exit_code(results: Sequence[CheckResult]) -> int:
-    return 1 if any(r.status == FAIL for r in results) else 0

@@ -65,7 +65,9 @@ class LayerReport:
             "started_at": self.started_at,
             "outcomes": self.outcomes,
             "clock": self.clock.describe() if self.clock else None,
-            "sla": {"passed": sla.passed, "metrics": [asdict(r) for r in sla.results]},
+            # Nothing measured is not a pass: null, so no dashboard counts it as one.
+            "sla": {"passed": sla.passed if sla.results else None,
+                    "metrics": [asdict(r) for r in sla.results]},
             "violations": [asdict(v) for v in self.violations],
             "notes": self.notes,
         }

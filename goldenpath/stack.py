@@ -159,15 +159,29 @@ def running(spec: StackSpec) -> Iterator[RunningStack]:
 
 
 def find_running(spec: StackSpec) -> RunningStack | None:
-    """The stack a previous ``stack.up`` left running, from its pid file."""
+    """The stack a previous ``stack.up`` left running, from its pid file.
+
+    A pid outlives its process (a reboot, a crash): the pid file counts only while that pid
+    still runs the stack's own command, so `stack.down` never signals a stranger.
+    """
     try:
-        pid = int(spec.pid_path.read_text().strip())
-    except (OSError, ValueError):
+        pid = int(spec.pid_path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
         return None
-    if not pid_alive(pid):
+    running = command_of(pid)
+    # The interpreter may differ between `stack.up` and `stack.down`; the arguments may not.
+    if not pid_alive(pid) or running is None or running[1:] != list(spec.command[1:]):
         spec.pid_path.unlink(missing_ok=True)
         return None
     return RunningStack(pid, spec)
+
+
+def command_of(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]]
 
 
 def pid_alive(pid: int) -> bool:

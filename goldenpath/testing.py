@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import NoReturn
 
 import pytest
 
@@ -16,7 +17,7 @@ def services_required() -> bool:
     return is_true(os.environ.get(REQUIRE_VAR, "0"))
 
 
-def service_missing(service: str, why: str) -> None:
+def service_missing(service: str, why: str) -> NoReturn:
     """Skip on a laptop; fail where the services must be there (CI sets GOLDENPATH_REQUIRE_SERVICES=1)."""
     message = f"{service} is not available: {why}"
     if services_required():

@@ -13,7 +13,6 @@ from goldenpath.target import ensure_target
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
-PROJECT = load_project(ROOT / "pyproject.toml")
 REPORTS = reports_dir()
 
 
@@ -36,7 +35,12 @@ def pytest_env(settings: Settings, layer: str) -> dict[str, str]:
 
 def run_layer(session: nox.Session, name: str) -> None:
     """Run one layer's tests in this session's venv; posargs go to pytest."""
-    layer = PROJECT.layers[name]
+    try:
+        layer = load_project(ROOT / "pyproject.toml").layers[name]
+    except ConfigError as exc:
+        session.error(str(exc))
+    except KeyError:
+        session.error(f"no layer {name!r} in [tool.goldenpath.layers] of pyproject.toml")
     settings = layer_settings(session, layer)
     install_group(session, layer.group)
     argv = [*layer.pytest_argv(REPORTS), *session.posargs]

@@ -33,9 +33,6 @@ def test_handshake_by_each_transport_establishes_and_serves_a_run(
             assert data.get("golden_path_events") == list(contract.golden_path_events), (
                 f"{contract.connection_established} lists {data.get('golden_path_events')}"
             )
-            if transport == "subprotocol":
-                # Browsers drop a connection whose offered subprotocol is not echoed.
-                assert connection.subprotocol == contract.subprotocol_prefix + account.access_token
             await h.complete(connection, f"Hello over the {transport} transport")
 
     scenario(body)

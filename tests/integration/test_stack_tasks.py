@@ -81,3 +81,29 @@ def test_bad_flags_and_settings_exit_2_in_one_line(tmp_path: Path) -> None:
     assert bad_port.returncode == 2
     assert "BACKEND_URL='http://127.0.0.1:99999': the port is not a number from 1 to 65535" in bad_port.stderr
     assert "Traceback" not in no_dsn.stderr + bad_port.stderr
+
+
+def test_bad_numbers_and_paths_in_flags_exit_2_in_one_line(tmp_path: Path) -> None:
+    cases = [
+        (("stack.logs", "--lines", "abc"), "error: --lines takes a whole number of at least 1, not 'abc'"),
+        (("staging.health", "--deadline", "soon"), "error: --deadline takes a number of at least 0.001"),
+        (("staging.health", "--retries", "-1"), "error: --retries takes a whole number of at least 0"),
+        (("stack.down", "--json", str(tmp_path / "a-file" / "x.json")), "error: cannot write --json"),
+    ]
+    (tmp_path / "a-file").write_text("a file, so nothing can be written below it\n")
+    for args, message in cases:
+        proc = invoke(tmp_path, {}, *args)
+        assert proc.returncode == 2, (args, proc.stdout + proc.stderr)
+        assert message in proc.stderr, (args, proc.stderr)
+        assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_docker_tasks_without_an_engine_say_so_in_one_line(tmp_path: Path) -> None:
+    for args in (("docker.usage",), ("docker.clean", "--dry-run")):
+        proc = invoke(tmp_path, {"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}, *args)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "error: cannot reach the docker engine" in proc.stderr
+        assert "Traceback" not in proc.stdout + proc.stderr
+    bad = invoke(tmp_path, {}, "docker.clean", "--high", "abc")
+    assert bad.returncode == 2
+    assert "error: --high takes a percentage of the disk, e.g. 85, not 'abc'" in bad.stderr

@@ -61,6 +61,10 @@ def test_a_users_second_socket_is_not_flagged(gp_settings: Settings, gp_report: 
 
     violations, copies = run(scenario(), gp_settings, calls=25)
     gp_report.notes.append(f"a user's two sockets received {copies} copies of each other's run events")
+    if copies == 0:
+        # Nothing was mirrored, so nothing could have been wrongly flagged: say so, not "passed".
+        pytest.skip("the target delivers a run only to the socket that sent it (allowed): "
+                    "there were no copies to check")
     assert not violations, "the same user's events on its second socket were flagged: " + summary(violations)
 
 

@@ -14,6 +14,7 @@ from goldenpath.config import Settings
 from goldenpath.probes import is_loopback
 from goldenpath.procinfo import Listener, find_listener
 from goldenpath.reports import LayerReport
+from goldenpath.testing import service_missing
 
 from .support import Crowd, run
 
@@ -81,8 +82,8 @@ def backend_process(settings: Settings) -> Listener:
     port = parts.port or (443 if parts.scheme == "https" else 80)
     listener = find_listener(port)
     if listener is None:
-        pytest.skip(f"no process visible to this user listens on port {port} (another user's, or "
-                    "behind a container's port proxy): the backend's memory cannot be read")  # fmt: skip
+        service_missing("the backend's process", f"none visible to this user listens on port {port} "
+                        "(another user's, or behind a container's port proxy)")
     return listener
 
 

@@ -110,13 +110,11 @@ def test_analytics_rows_reach_clickhouse(gp_settings: Settings, gp_report: Layer
     url = gp_settings.clickhouse_url
     if not url:
         service_missing("ClickHouse", "the profile does not configure CLICKHOUSE_URL")
-        return
     # The profile may name a ClickHouse this platform does not write to; its readiness says so.
     analytics = read_readiness(BACKEND_READINESS, gp_settings).checks.get("clickhouse")
     if isinstance(analytics, dict) and analytics.get("status") == "not_configured":
         service_missing("ClickHouse analytics", "the backend's readiness reports clickhouse not_configured: "
                         "it records no analytics, although the profile sets CLICKHOUSE_URL")  # fmt: skip
-        return
     table = clickhouse_table(url, gp_settings.values[TABLE_SETTING])
     deadline_s = float(gp_settings.values[ANALYTICS_DEADLINE_SETTING])
     chat = run(Conversation().hold(gp_settings, gp_report, ["goldenpath staging: analytics"]), gp_settings)

@@ -69,7 +69,6 @@ def test_readiness_matches_the_dependencies(
     url = dependency.url(gp_settings)
     if url is None:
         service_missing(dependency.label, dependency.unconfigured_reason(gp_settings))
-        return
     check, up, seen = look(endpoint, dependency, url, gp_settings)
     for _ in range(LOOKS - 1):
         if not contradicts(check, up):

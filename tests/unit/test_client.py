@@ -229,11 +229,12 @@ class AuthStandIn(BaseHTTPRequestHandler):
             return self.reply(201, {"user_id": f"id-{email}", "email": email})
         if self.path == "/auth/login":
             if self.users.get(email) != body.get("password"):
-                return self.reply(401, {"error": "invalid_credentials"})
+                # A careless server echoes what it was sent: the client must not repeat it.
+                return self.reply(401, {"error": "invalid_credentials", "tried": body.get("password")})
             return self.reply(200, pair)
         if self.path == "/auth/e2e/test-auth":
             if self.headers.get("X-E2E-Bypass-Key") != "the-key":
-                return self.reply(403, {"error": "forbidden"})
+                return self.reply(403, {"error": "forbidden", "key": self.headers.get("X-E2E-Bypass-Key")})
             return self.reply(200, pair)
         if self.path == "/auth/refresh":
             token = body.get("refresh_token", "")
@@ -619,12 +620,13 @@ def test_refusals_never_show_the_password_or_the_key() -> None:
             with pytest.raises(AuthRefused) as wrong_password:
                 await auth.login("nobody@example.com", "hunter2-secret")
             assert str(wrong_password.value) == (
-                f'POST {base}/auth/login answered 401: {{"error": "invalid_credentials"}}'
+                f'POST {base}/auth/login answered 401: {{"error": "invalid_credentials", "tried": "****"}}'
             )
             with pytest.raises(AuthRefused) as wrong_key:
                 await auth.e2e_login("c@example.com")
             assert wrong_key.value.status == 403
             assert "wrong-key-1234" not in str(wrong_key.value)
+            assert '"key": "****"' in str(wrong_key.value)
             tokens = await auth.e2e_login("c@example.com", key="the-key")
             assert isinstance(tokens, Tokens)
             with pytest.raises(GoldenPathError, match="E2E_OAUTH_SIMULATION_KEY is not set"):

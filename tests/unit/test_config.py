@@ -100,6 +100,8 @@ def test_key_without_value_names_file_and_line(tmp_path: Path) -> None:
         ("SLA_CONCURRENT_USERS=2.5", "must be a positive whole number"),
         ("SLA_PERCENTILE=101", "must be a percentile above 0 and at most 100"),
         ("GOLDENPATH_AUTOSTART=maybe", "not a boolean"),
+        ("AUTH_SERVICE_URL=http://[::1", "not a http:// or https:// URL"),
+        ("BACKEND_URL=http:/nohost", "not a http:// or https:// URL"),
     ],
 )
 def test_bad_value_names_file_line_and_key(tmp_path: Path, line: str, expected: str) -> None:
@@ -155,12 +157,14 @@ def test_secrets_are_masked_wherever_settings_are_shown(tmp_path: Path) -> None:
     assert settings.as_env()["JWT_SECRET_KEY"] == "jwt-secret-456"
 
 
-def test_a_malformed_dsn_error_does_not_print_its_password(tmp_path: Path) -> None:
-    root = make_root(tmp_path, {"local": ""}, dotenv="DATABASE_URL=mysql://app:hunter2pw@db/app\n")
+@pytest.mark.parametrize("dsn", ["mysql://app:hunter2pw@db/app", "postgresql:app:hunter2pw@db/app",
+                                 "postgresql//app:hunter2pw@db/app"])
+def test_a_malformed_dsn_error_does_not_print_its_password(tmp_path: Path, dsn: str) -> None:
+    root = make_root(tmp_path, {"local": ""}, dotenv=f"DATABASE_URL={dsn}\n")
     with pytest.raises(ConfigError) as err:
         load_settings(root, environ={})
     assert "hunter2pw" not in str(err.value)
-    assert str(err.value).startswith(".env:1: DATABASE_URL=")
+    assert str(err.value).startswith(f".env:1: DATABASE_URL='{MASK}': not a postgresql://")
 
 
 def test_non_utf8_env_file_is_one_clear_error(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ def test_a_team_points_a_layer_at_its_own_tests(tmp_path: Path) -> None:
     ("table", "message"),
     [
         ('[tool.goldenpath.layers.x]\npaths = []\n', "'paths' must be a non-empty list"),
+        ('[tool.goldenpath.layers.x]\npaths = "tests/unit"\n', "'paths' must be a non-empty list"),
         ('[tool.goldenpath.layers.x]\npaths = ["t"]\npath = "t"\n', "unknown field(s) path"),
         ('[tool.goldenpath.layers.x]\npaths = ["t"]\npytest_args = [1]\n', "'pytest_args' must be a list"),
         ("[tool.goldenpath.layers.x\n", "cannot read goldenpath's settings"),

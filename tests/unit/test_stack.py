@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from collections.abc import Iterator
@@ -140,3 +141,13 @@ def test_a_stack_left_by_stack_up_is_found_from_its_pid_file(tmp_path: Path) -> 
     finally:
         stack.stop(started)
     assert stack.find_running(spec) is None
+
+
+def test_a_pid_file_naming_another_process_is_stale(tmp_path: Path) -> None:
+    settings = settings_on_free_ports()
+    spec = standin_spec(settings, tmp_path)
+    spec.state_dir.mkdir(parents=True)
+    # This test's own process: alive, but not the stack's command.
+    spec.pid_path.write_text(f"{os.getpid()}\n")
+    assert stack.find_running(spec) is None
+    assert not spec.pid_path.exists()
