@@ -8,7 +8,7 @@ from typing import NoReturn
 
 import pytest
 
-from goldenpath.config import is_true
+from goldenpath.config import SPECS_BY_NAME, is_true
 
 REQUIRE_VAR = "GOLDENPATH_REQUIRE_SERVICES"
 
@@ -23,6 +23,13 @@ def service_missing(service: str, why: str) -> NoReturn:
     if services_required():
         pytest.fail(f"{message} ({REQUIRE_VAR}=1, so this is a failure, not a skip)", pytrace=False)
     pytest.skip(message)
+
+
+def environ_without_settings() -> dict[str, str]:
+    """This process's environment minus every goldenpath and refstack setting, for a child
+    (a nox session, an invoke task) that must see only the settings a test gives it."""
+    return {key: value for key, value in os.environ.items()
+            if key not in SPECS_BY_NAME and not key.startswith(("GOLDENPATH_", "REFSTACK_"))}
 
 
 def free_port() -> int:

@@ -9,7 +9,6 @@ their own instead.
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 import sys
@@ -20,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from goldenpath import stack
-from goldenpath.config import SPECS_BY_NAME, Settings, load_settings
+from goldenpath.config import Settings, load_settings
 from goldenpath.layers import REPORTS_VAR
-from goldenpath.testing import free_port
+from goldenpath.testing import environ_without_settings, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 LAYER_TIMEOUT_S = 600
@@ -87,9 +86,7 @@ def run_layer(layer: str, settings: Settings, reports: Path,
     """`nox -s <layer>` against the given target, as a user would type it."""
     # The layer sees exactly the stack's settings: none of ours (a DATABASE_URL, a REDIS_URL)
     # may reach it, or it would check services the faulty stack was never given.
-    inherited = {k: v for k, v in os.environ.items()
-                 if k not in SPECS_BY_NAME and not k.startswith(("GOLDENPATH_", "REFSTACK_"))}
-    env = {**inherited, **settings.as_env(), "GOLDENPATH_AUTOSTART": "0",
+    env = {**environ_without_settings(), **settings.as_env(), "GOLDENPATH_AUTOSTART": "0",
            "GOLDENPATH_TIMEOUT_S": "5", REPORTS_VAR: str(reports), **(extra or {})}
     env.pop("GOLDENPATH_ENV")
     return subprocess.run(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -21,22 +20,20 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from goldenpath import stack
-from goldenpath.config import SPECS_BY_NAME, load_settings
+from goldenpath.config import load_settings
 from goldenpath.layers import REPORTS_VAR
-from goldenpath.testing import free_port
+from goldenpath.testing import environ_without_settings, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = "2"
 
 
 def layer(tmp_path: Path, backend: str, auth: str, **env: str) -> subprocess.CompletedProcess[str]:
-    inherited = {k: v for k, v in os.environ.items()
-                 if k not in SPECS_BY_NAME and not k.startswith(("GOLDENPATH_", "REFSTACK_"))}
     return subprocess.run(
         [sys.executable, "-m", "nox", "--noxfile", str(REPO / "noxfile.py"), "-s", "e2e",
          "--reuse-venv=yes"],
         cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
-        env={**inherited, "BACKEND_URL": backend, "AUTH_SERVICE_URL": auth,
+        env={**environ_without_settings(), "BACKEND_URL": backend, "AUTH_SERVICE_URL": auth,
              "GOLDENPATH_TIMEOUT_S": TIMEOUT_S, REPORTS_VAR: str(tmp_path), **env},
     )
 

@@ -4,25 +4,21 @@ healthy, found again from its pid file, and nothing left behind when it is stopp
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from goldenpath.config import SPECS_BY_NAME
 from goldenpath.probes import port_is_open
 from goldenpath.stack import pid_alive
-from goldenpath.testing import free_port
+from goldenpath.testing import environ_without_settings, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def invoke(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    inherited = {k: v for k, v in os.environ.items()
-                 if k not in SPECS_BY_NAME and not k.startswith(("GOLDENPATH_", "REFSTACK_"))}
     return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=REPO,
-                          env={**inherited, "GOLDENPATH_STACK_DIR": str(tmp_path / "stack"),
+                          env={**environ_without_settings(), "GOLDENPATH_STACK_DIR": str(tmp_path / "stack"),
                                "COLUMNS": "200", **env},
                           capture_output=True, text=True, timeout=120, check=False)
 
