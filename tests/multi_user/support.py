@@ -5,21 +5,18 @@ waves of messages all at once, and the checks that no socket saw another user's 
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
 
-import httpx
-
-from goldenpath.auth import E2E_KEY_SETTING, Tokens, new_http_client
+from goldenpath.api import BackendApi
+from goldenpath.auth import Tokens, new_http_client
 from goldenpath.client import Connection, GoldenPathClient
 from goldenpath.config import Settings
 from goldenpath.contract import Violation, check_run, check_stray
 from goldenpath.errors import GoldenPathError, GoldenPathTimeout, ProtocolError
 from goldenpath.events import Run
-from goldenpath.masking import mask_url
 from goldenpath.pytest_plugin import user_email
 from goldenpath.reports import LayerReport
 
@@ -95,11 +92,7 @@ class Crowd:
         return list(await asyncio.gather(*(self._member(sockets) for _ in range(count))))
 
     async def _member(self, sockets: int) -> Member:
-        auth, email = self.client.auth, user_email(LAYER)
-        if self.settings.get(E2E_KEY_SETTING):
-            member = Member(await auth.e2e_login(email))
-        else:
-            member = Member(await auth.register_or_login(email, secrets.token_urlsafe(24)))
+        member = Member(await self.client.auth.new_test_user(user_email(LAYER)))
         self.members.append(member)
         for _ in range(sockets):
             connection = await self.client.connect(member.tokens)
@@ -145,17 +138,8 @@ class Crowd:
 
     async def get(self, path: str, member: Member) -> tuple[int, Any]:
         """GET a backend path as the member: (status, the decoded JSON or None), bounded."""
-        url = self.settings.backend_url + path
-        bearer = {"Authorization": f"Bearer {member.tokens.access_token}"}
-        request = self.http.get(url, headers=bearer, timeout=self.settings.timeout_s)
-        try:
-            answer = await asyncio.wait_for(request, self.settings.timeout_s)
-        except (TimeoutError, httpx.HTTPError) as exc:
-            raise GoldenPathError(f"GET {mask_url(url)} failed: {type(exc).__name__} {exc}".strip()) from None
-        try:
-            return answer.status_code, answer.json()
-        except ValueError:
-            return answer.status_code, None  # a 404 may well come as text
+        api = BackendApi(self.settings.backend_url, self.http, self.settings.timeout_s)
+        return await api.read(path, member.tokens.access_token)
 
 
 def thread_of(sent: Run) -> str:

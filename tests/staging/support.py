@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from types import TracebackType
@@ -17,7 +16,8 @@ from urllib.parse import unquote, urlsplit
 import httpx
 import pytest
 
-from goldenpath.auth import E2E_KEY_SETTING, Tokens, new_http_client
+from goldenpath.api import BackendApi
+from goldenpath.auth import Tokens, new_http_client
 from goldenpath.client import Connection, GoldenPathClient
 from goldenpath.config import Settings
 from goldenpath.errors import GoldenPathError, GoldenPathTimeout, ProtocolError, Unreachable
@@ -64,13 +64,7 @@ class StagingSession:
         self._connections: list[Connection] = []
 
     async def new_user(self) -> Tokens:
-        email = user_email(LAYER)
-        auth = self.client.auth
-        if self.settings.get(E2E_KEY_SETTING):
-            tokens = await auth.e2e_login(email)
-        else:
-            # A staging without the bypass key still has registration; the password is made up here.
-            tokens = await auth.register_or_login(email, secrets.token_urlsafe(24))
+        tokens = await self.client.auth.new_test_user(user_email(LAYER))
         self._logged_in.append(tokens)
         return tokens
 
@@ -86,20 +80,8 @@ class StagingSession:
 
     async def get(self, path: str, tokens: Tokens) -> tuple[int, Any]:
         """GET a backend path as the user: (status, the decoded JSON or None), bounded."""
-        url = self.settings.backend_url + path
-        timeout_s = self.settings.timeout_s
-        headers = {"Authorization": f"Bearer {tokens.access_token}"}
-        try:
-            async with asyncio.timeout(timeout_s):
-                response = await self.http.get(url, headers=headers, timeout=timeout_s)
-        except (TimeoutError, httpx.TimeoutException):
-            raise GoldenPathTimeout(f"GET {mask_url(url)} not answered within {timeout_s:g}s") from None
-        except httpx.HTTPError as exc:
-            raise Unreachable(f"GET {mask_url(url)} failed: {type(exc).__name__}: {exc}") from None
-        try:
-            return response.status_code, response.json()
-        except ValueError:
-            return response.status_code, None
+        api = BackendApi(self.settings.backend_url, self.http, self.settings.timeout_s)
+        return await api.read(path, tokens.access_token)
 
     async def __aenter__(self) -> StagingSession:
         return self
