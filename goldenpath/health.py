@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Awaitable, Callable
 from functools import partial
 
-from goldenpath.auth import E2E_KEY_SETTING, AuthClient, new_http_client
+from goldenpath.auth import E2E_KEY_SETTING, AuthClient, Tokens, new_http_client
 from goldenpath.client import connect
 from goldenpath.config import Settings
 from goldenpath.errors import AuthRefused, GoldenPathError
@@ -53,17 +54,26 @@ def websocket_probe(settings: Settings) -> NamedProbe:
 
 
 async def _websocket(settings: Settings, url: str, timeout_s: float) -> str:
-    key = settings.get(E2E_KEY_SETTING)
-    if not key:
+    if not settings.get(E2E_KEY_SETTING):
         return await _refused_without_token(url, timeout_s)
+    email = f"goldenpath-probe-{secrets.token_hex(4)}@goldenpath.test"
+    connect_ns = await open_once(settings, url, timeout_s, lambda auth: auth.e2e_login(email))
+    return f"connection_established in {connect_ns / 1e6:.0f} ms"
+
+
+async def open_once(settings: Settings, url: str, timeout_s: float,
+                    user: Callable[[AuthClient], Awaitable[Tokens]]) -> int:
+    """A test user opens the socket through to connection_established, closes it and logs
+    out; the connection time in ns."""
     async with new_http_client(max_connections=2) as http:
-        auth = AuthClient(settings.auth_service_url, http, timeout_s=timeout_s, e2e_key=key)
-        tokens = await auth.e2e_login(f"goldenpath-probe-{secrets.token_hex(4)}@goldenpath.test")
+        auth = AuthClient(settings.auth_service_url, http, timeout_s=timeout_s,
+                          e2e_key=settings.get(E2E_KEY_SETTING))
+        tokens = await user(auth)
         connection = await connect(url, tokens.access_token, timeout_s=timeout_s)
         await connection.close()
         if tokens.refresh_token:
             await auth.logout(tokens.refresh_token)
-    return f"connection_established in {connection.connect_ns / 1e6:.0f} ms"
+    return connection.connect_ns
 
 
 async def _refused_without_token(url: str, timeout_s: float) -> str:

@@ -120,9 +120,14 @@ def vm_rss_kib(pid: int, proc: Path = PROC) -> int | None:
     return None
 
 
-def command_line(pid: int, proc: Path = PROC) -> str | None:
+def argv(pid: int, proc: Path = PROC) -> list[str] | None:
+    """A process's arguments as it was started; None when it has exited."""
     try:
         raw = (proc / str(pid) / "cmdline").read_bytes()
     except OSError:
         return None
-    return raw.replace(b"\0", b" ").decode(errors="replace").strip() or None
+    return [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]]
+
+
+def command_line(pid: int, proc: Path = PROC) -> str | None:
+    return " ".join(argv(pid, proc) or []) or None

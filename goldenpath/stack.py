@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from goldenpath.config import SPECS_BY_NAME, Settings
 from goldenpath.files import write_atomically
 from goldenpath.probes import http_get, port_is_open, service_name
+from goldenpath.procinfo import argv
 
 STATE_DIR = Path(".goldenpath") / "stack"
 POLL_INTERVAL_S = 0.1
@@ -168,20 +169,13 @@ def find_running(spec: StackSpec) -> RunningStack | None:
         pid = int(spec.pid_path.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-    running = command_of(pid)
+    running = argv(pid)
     # The interpreter may differ between `stack.up` and `stack.down`; the arguments may not.
     if not pid_alive(pid) or running is None or running[1:] != list(spec.command[1:]):
         spec.pid_path.unlink(missing_ok=True)
         return None
     return RunningStack(pid, spec)
 
-
-def command_of(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    return [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]]
 
 
 def pid_alive(pid: int) -> bool:

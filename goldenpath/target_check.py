@@ -15,11 +15,10 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from goldenpath.auth import E2E_KEY_SETTING, AuthClient, Tokens, new_http_client
-from goldenpath.client import connect
+from goldenpath.auth import E2E_KEY_SETTING, AuthClient, Tokens
 from goldenpath.config import ConfigError, Settings, load_settings
 from goldenpath.errors import GoldenPathError, HttpStatusError
-from goldenpath.health import AUTH_IDENTITY
+from goldenpath.health import AUTH_IDENTITY, open_once
 from goldenpath.service_probes import ProbePolicy, probe_liveness, run_probes
 
 # The platform answered but failed inside (501, "not implemented", means no such endpoint).
@@ -50,15 +49,8 @@ async def obtain_test_user(auth: AuthClient, settings: Settings) -> Tokens:
 
 
 async def check_socket(settings: Settings) -> None:
-    async with new_http_client(max_connections=2) as http:
-        auth = AuthClient(settings.auth_service_url, http, timeout_s=settings.timeout_s,
-                          e2e_key=settings.get(E2E_KEY_SETTING))
-        tokens = await obtain_test_user(auth, settings)
-        connection = await connect(settings.websocket_url, tokens.access_token,
-                                   timeout_s=settings.timeout_s)
-        await connection.close()
-        if tokens.refresh_token:
-            await auth.logout(tokens.refresh_token)
+    await open_once(settings, settings.websocket_url, settings.timeout_s,
+                    lambda auth: obtain_test_user(auth, settings))
 
 
 def problem(settings: Settings) -> str | None:

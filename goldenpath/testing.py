@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
-from typing import NoReturn
+from collections.abc import Coroutine
+from typing import Any, NoReturn, TypeVar
 
 import pytest
 
-from goldenpath.config import SPECS_BY_NAME, is_true
+from goldenpath.config import SPECS_BY_NAME, Settings, is_true
+from goldenpath.errors import GoldenPathTimeout
 
 REQUIRE_VAR = "GOLDENPATH_REQUIRE_SERVICES"
+T = TypeVar("T")
 
 
 def services_required() -> bool:
@@ -23,6 +27,23 @@ def service_missing(service: str, why: str) -> NoReturn:
     if services_required():
         pytest.fail(f"{message} ({REQUIRE_VAR}=1, so this is a failure, not a skip)", pytrace=False)
     pytest.skip(message)
+
+
+def run_scenario(scenario: Coroutine[Any, Any, T], settings: Settings, *, calls: int) -> T:
+    """Run an async scenario from a sync test (pytest-asyncio is not needed), bounded by the
+    number of sequential network calls it makes times the profile's per-call timeout."""
+    return asyncio.run(_bounded(scenario, calls * settings.timeout_s))
+
+
+async def _bounded(scenario: Coroutine[Any, Any, T], bound_s: float) -> T:
+    guard = asyncio.timeout(bound_s)
+    try:
+        async with guard:
+            return await scenario
+    except TimeoutError:
+        if guard.expired():
+            raise GoldenPathTimeout(f"scenario not finished within {bound_s:g}s") from None
+        raise  # a call's own timeout, with its own message
 
 
 def environ_without_settings() -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from goldenpath.testing import service_missing, services_required
 
-from .services import RealServices, provisioned
+from .services import OwnRedis, RealServices, provisioned
 from .stacks import launched
 from .wire import Target
 
@@ -52,3 +53,14 @@ def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 def state_dir(tmp_path: Path) -> Path:
     """Where a test's own short-lived refstack keeps its SQLite file and log."""
     return tmp_path / "refstack"
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        service_missing("redis-server", "the binary is not installed")
+    redis = OwnRedis(str(binary), tmp_path)
+    redis.start()
+    yield redis
+    redis.stop()

@@ -10,15 +10,21 @@ from __future__ import annotations
 import os
 import random
 import secrets
+import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
 import redis
 from psycopg import sql
+
+from goldenpath.service_probes import ProbePolicy, probe_redis, run_probe
+from goldenpath.testing import free_port
 
 CONNECT_TIMEOUT_S = 3
 REDIS_CLAIM_KEY = "goldenpath:integration:claim"
@@ -173,3 +179,36 @@ def provisioned() -> Iterator[RealServices]:
             except Unavailable as exc:
                 missing[service] = str(exc)
         yield RealServices(found.get("PostgreSQL"), found.get("Redis"), found.get("ClickHouse"), missing)
+
+
+# ---------------------------------------------------------------------------- own Redis
+
+
+class OwnRedis:
+    """A redis-server of this test's own, so stopping it disturbs nobody else."""
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        self.binary = binary
+        self.port = free_port()
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        quick = ProbePolicy(timeout_s=1.0, retries=0)
+        while run_probe("redis", self.url, probe_redis, quick).status != "ok":
+            assert time.monotonic() < deadline, "redis-server did not start within 10s"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.terminate()
+            self.process.wait(timeout=10)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from goldenpath.procinfo import vm_rss_kib
 from goldenpath.testing import free_port
 
 from .stacks import launched
@@ -237,10 +238,9 @@ def test_json_close_closes_on_malformed_json(state_dir: Path) -> None:
 
 
 def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for pid {pid}")
+    rss = vm_rss_kib(pid)
+    assert rss is not None, f"no VmRSS for pid {pid}"
+    return rss
 
 
 def test_memory_leak_grows_the_process(state_dir: Path) -> None:

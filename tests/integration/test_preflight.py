@@ -4,11 +4,8 @@ its check with a remediation and exit 1, bad input exits 2 with one line."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,11 +14,11 @@ import pytest
 
 from goldenpath import stack
 from goldenpath.config import Settings, load_settings
-from goldenpath.service_probes import ProbePolicy, probe_redis, run_probe
-from goldenpath.testing import free_port, service_missing
+from goldenpath.testing import environ_without_settings, free_port
+
+from .services import OwnRedis
 
 REPO = Path(__file__).resolve().parents[2]
-DATA_VARS = ("DATABASE_URL", "REDIS_URL", "CLICKHOUSE_URL")
 
 
 @pytest.fixture(scope="module")
@@ -36,28 +33,10 @@ def healthy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         yield settings
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        service_missing("redis-server", "the binary is not installed")
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
-    server = subprocess.Popen([str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while run_probe("redis", url, probe_redis, ProbePolicy(timeout_s=1)).status != "ok":
-        assert time.monotonic() < deadline, "redis-server did not start"
-        time.sleep(0.05)
-    yield server, url
-    server.terminate()
-    server.wait(timeout=10)
-
-
 def preflight(settings: Settings, tmp_path: Path, *args: str,
               **env: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     report = tmp_path / "preflight.json"
-    environ = {k: v for k, v in os.environ.items() if k not in DATA_VARS and k != "GOLDENPATH_ENV"}
+    environ = environ_without_settings()
     environ.update(settings.as_env())
     environ.update({"COLUMNS": "200", **env})
     proc = subprocess.run([sys.executable, "-m", "invoke", "preflight", "--json", str(report), *args],
@@ -70,9 +49,8 @@ def statuses(data: dict[str, Any]) -> dict[str, str]:
     return {check["name"]: check["status"] for check in data["checks"]}
 
 
-def test_a_healthy_machine_is_all_ok(healthy: Settings, tmp_path: Path,
-                                     redis_server: tuple[subprocess.Popen[bytes], str]) -> None:
-    proc, data = preflight(healthy, tmp_path, REDIS_URL=redis_server[1])
+def test_a_healthy_machine_is_all_ok(healthy: Settings, tmp_path: Path, own_redis: OwnRedis) -> None:
+    proc, data = preflight(healthy, tmp_path, REDIS_URL=own_redis.url)
     found = statuses(data)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for name in ("profile", "tools", "auth-ports", "auth:/health", "auth:ready", "backend:/health",
@@ -84,11 +62,9 @@ def test_a_healthy_machine_is_all_ok(healthy: Settings, tmp_path: Path,
 
 
 def test_a_stopped_service_fails_its_check_with_a_remediation(
-        healthy: Settings, tmp_path: Path, redis_server: tuple[subprocess.Popen[bytes], str]) -> None:
-    server, url = redis_server
-    server.terminate()
-    server.wait(timeout=10)
-    proc, data = preflight(healthy, tmp_path, "--skip", "collection", REDIS_URL=url)
+        healthy: Settings, tmp_path: Path, own_redis: OwnRedis) -> None:
+    own_redis.stop()
+    proc, data = preflight(healthy, tmp_path, "--skip", "collection", REDIS_URL=own_redis.url)
     assert proc.returncode == 1
     redis = next(check for check in data["checks"] if check["name"] == "redis")
     assert redis["status"] == "fail"

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -23,6 +19,8 @@ from goldenpath.service_probes import (
 )
 from goldenpath.testing import free_port, service_missing
 
+from .services import OwnRedis
+
 pytestmark = pytest.mark.real_services
 QUICK = ProbePolicy(timeout_s=2.0, retries=0, interval_s=0.1, deadline_s=5.0)
 
@@ -32,46 +30,6 @@ def configured(variable: str, service: str) -> str:
     if not value:
         service_missing(service, f"{variable} is not set")
     return value
-
-
-class OwnRedis:
-    """A redis-server of this test's own, so stopping it disturbs nobody else."""
-
-    def __init__(self, binary: str, workdir: Path) -> None:
-        self.binary = binary
-        self.port = free_port()
-        self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while run_probe("redis", self.url, probe_redis, QUICK).status != "ok":
-            assert time.monotonic() < deadline, "redis-server did not start within 10s"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        service_missing("redis-server", "the binary is not installed")
-    redis = OwnRedis(str(binary), tmp_path)
-    redis.start()
-    yield redis
-    redis.stop()
 
 
 def test_redis_up_then_down_then_up_again(own_redis: OwnRedis) -> None:

@@ -23,16 +23,12 @@ import jwt
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from goldenpath.contract import PROTOCOL
+
 TIMEOUT_S = 5.0
 SCENARIO_TIMEOUT_S = 30.0
 
-GOLDEN_PATH_EVENTS = (
-    "agent_started",
-    "agent_thinking",
-    "tool_executing",
-    "tool_completed",
-    "agent_completed",
-)
+GOLDEN_PATH_EVENTS = PROTOCOL.golden_path_events
 TOOL_EVENTS = frozenset({"tool_executing", "tool_completed"})
 TERMINAL_EVENTS = frozenset({"agent_completed", "agent_error"})
 ENVELOPE_FIELDS = frozenset(

@@ -5,40 +5,29 @@ waves of messages all at once, and the checks that no socket saw another user's 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 from goldenpath.api import BackendApi
 from goldenpath.auth import Tokens, new_http_client
 from goldenpath.client import Connection, GoldenPathClient
 from goldenpath.config import Settings
 from goldenpath.contract import Violation, check_run, check_stray
-from goldenpath.errors import GoldenPathError, GoldenPathTimeout, ProtocolError
+from goldenpath.errors import GoldenPathError, ProtocolError
 from goldenpath.events import Run
 from goldenpath.pytest_plugin import user_email
 from goldenpath.reports import LayerReport
+from goldenpath.testing import run_scenario
 
 LAYER = "multi_user"
 # After the last run ends, frames another user's run leaked here may still be on the way.
 SETTLE_S = 0.3
-T = TypeVar("T")
 
 
-def run(scenario: Coroutine[Any, Any, T], settings: Settings, *, calls: int) -> T:
-    """Run one async scenario from a sync test (pytest-asyncio is not installed), bounded by
-    the number of sequential network calls it makes times the per-call timeout."""
-
-    async def bounded() -> T:
-        try:
-            return await asyncio.wait_for(scenario, calls * settings.timeout_s)
-        except TimeoutError as exc:
-            if isinstance(exc, GoldenPathError):
-                raise
-            raise GoldenPathTimeout(f"scenario not finished within {calls * settings.timeout_s:g}s") from None
-
-    return asyncio.run(bounded())
+# One name for the layer's tests: a scenario bounded by its number of calls.
+run = run_scenario
 
 
 @dataclass(eq=False)

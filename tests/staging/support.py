@@ -20,12 +20,13 @@ from goldenpath.api import BackendApi
 from goldenpath.auth import Tokens, new_http_client
 from goldenpath.client import Connection, GoldenPathClient
 from goldenpath.config import Settings
-from goldenpath.errors import GoldenPathError, GoldenPathTimeout, ProtocolError, Unreachable
+from goldenpath.errors import GoldenPathError, ProtocolError, Unreachable
 from goldenpath.events import Run
 from goldenpath.masking import mask_url
 from goldenpath.probes import http_get
 from goldenpath.pytest_plugin import user_email
 from goldenpath.service_probes import Probe, ProbeFailure, probe_clickhouse, probe_postgres, probe_redis
+from goldenpath.testing import run_scenario
 
 LAYER = "staging"
 # A scenario makes a few dozen bounded calls; this caps the whole of it on top of them.
@@ -34,19 +35,8 @@ T = TypeVar("T")
 
 
 def run(scenario: Coroutine[Any, Any, T], settings: Settings, *, calls: int = SCENARIO_CALLS) -> T:
-    """Run one async scenario from a sync test (pytest-asyncio is not installed), bounded."""
-    return asyncio.run(_bounded(scenario, calls * settings.timeout_s))
-
-
-async def _bounded(scenario: Coroutine[Any, Any, T], bound_s: float) -> T:
-    guard = asyncio.timeout(bound_s)
-    try:
-        async with guard:
-            return await scenario
-    except TimeoutError:
-        if guard.expired():
-            raise GoldenPathTimeout(f"scenario not finished within {bound_s:g}s") from None
-        raise  # a call's own timeout, with its own message
+    """A scenario bounded by SCENARIO_CALLS calls unless the test says otherwise."""
+    return run_scenario(scenario, settings, calls=calls)
 
 
 class StagingSession:
