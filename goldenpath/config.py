@@ -224,10 +224,6 @@ class Settings:
         return is_true(self.values["GOLDENPATH_AUTOSTART"])
 
     @property
-    def require_services(self) -> bool:
-        return is_true(self.values["GOLDENPATH_REQUIRE_SERVICES"])
-
-    @property
     def sla(self) -> Sla:
         v = self.values
         return Sla(

@@ -46,7 +46,8 @@ def test_unreachable_engine_is_one_line_and_fast(monkeypatch: pytest.MonkeyPatch
 
 
 def test_the_operator_sees_the_line_not_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
-    # What a task does with it: print str(exc) and exit 2.
+    # The library's side of the contract, in a process of its own: one line on stderr, exit 1.
+    # The invoke tasks themselves are run against a missing engine in tests/integration/test_stack_tasks.py.
     script = ("import sys\n"
               "from goldenpath.docker_usage import DockerError, usage\n"
               "try:\n    usage(timeout_s=5)\n"
