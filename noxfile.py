@@ -1,21 +1,28 @@
 # /// script
-# dependencies = ["nox>=2025.10.16", "python-dotenv>=1.0", "rich>=13.7"]
+# dependencies = ["nox>=2025.10.16", "python-dotenv>=1.0"]
 # ///
 """goldenpath: one nox session per validation layer. `nox -l` lists them.
 
-The sessions themselves live in sessions/, one module per layer; this file holds
-only the settings every session shares.
+The layer sessions are generated from the ``[tool.goldenpath.layers]`` tables of
+pyproject.toml, so adding a layer is one TOML table. Only the bespoke sessions (lint,
+collect, bench) are written out here.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import nox
 
-# nox loads this file by path; the layer modules and goldenpath sit beside it.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# nox loads this file by path; goldenpath sits beside it.
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from goldenpath.core.errors import ConfigError  # noqa: E402
+from goldenpath.core.layers import Layer, load_project  # noqa: E402
+from goldenpath.core.session import install_group, run_layer, settings_or_error  # noqa: E402
 
 nox.needs_version = ">=2025.10.16"
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -23,8 +30,52 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
 
-# Importing a layer module registers its session, in this order: cheapest checks first,
-# then the layers from the inside out, as `nox` runs and `nox -l` lists them.
-from sessions import lint, collect, unit, integration, e2e, staging, multi_user, docker, bench  # noqa: E402, I001
+try:
+    PROJECT = load_project(ROOT / "pyproject.toml")
+except ConfigError as exc:
+    # nox would print a traceback for an exception raised while loading the noxfile.
+    sys.exit(f"nox: {exc}")
 
-__all__ = ["bench", "collect", "docker", "e2e", "integration", "lint", "multi_user", "staging", "unit"]
+
+# Sessions run, and `nox -l` lists them, in the order they are registered: the cheapest
+# checks first, then the layers from the inside out, as the table declares them.
+@nox.session(tags=["lint", "fast", "static", "ci"])
+def lint(session: nox.Session) -> None:
+    """ruff and mypy over the whole repository."""
+    reports = settings_or_error(session).reports_dir
+    install_group(session, "lint")
+    session.run("ruff", "check", *session.posargs)
+    session.run("ruff", "check", "--output-format=junit", f"--output-file={reports}/lint.xml",
+                success_codes=[0, 1])
+    session.run("mypy", f"--junit-xml={reports}/lint-mypy.xml")
+
+
+@nox.session(tags=["collect", "fast", "preflight", "ci"])
+def collect(session: nox.Session) -> None:
+    """pytest --collect-only over every layer; passes only with zero collection errors."""
+    reports = settings_or_error(session).reports_dir
+    install_group(session, "collect")
+    session.run("python", "-m", "goldenpath.checks.collect_cli",
+                f"--json={reports}/collect.json", f"--junit={reports}/collect.xml", *session.posargs)
+
+
+def layer_session(layer: Layer) -> Callable[[nox.Session], None]:
+    def session(session: nox.Session) -> None:
+        run_layer(session, layer)
+
+    # nox shows the docstring as the session's description in `nox -l`.
+    session.__doc__ = layer.description
+    return session
+
+
+for _layer in PROJECT.layers.values():
+    nox.session(name=_layer.name, tags=list(_layer.tags))(layer_session(_layer))
+
+
+# Opt-in: a benchmark wants a quiet machine, and it proves nothing a test should gate on.
+@nox.session(default=False, tags=["bench"])
+def bench(session: nox.Session) -> None:
+    """refstack fan-out against a bare websockets server; preflight against its checks in sequence."""
+    install_group(session, "bench")
+    session.run("python", "bench/refstack_fanout.py", *session.posargs)
+    session.run("python", "bench/preflight.py")

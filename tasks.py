@@ -9,27 +9,28 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 from rich.console import Console
-from rich.live import Live
 
-from goldenpath import docker_clean as docker_cleaning
-from goldenpath import docker_usage as docker_disk
-from goldenpath import ports as port_alignment
-from goldenpath import preflight as checks
-from goldenpath import stack as stack_process
-from goldenpath.config import ConfigError, Settings, load_settings
-from goldenpath.files import write_atomically
-from goldenpath.health import all_probes, http_probes
-from goldenpath.render import ports_tables, preflight_table, probe_table
-from goldenpath.service_probes import ProbePolicy, ProbeResult, run_probes
+from goldenpath.core import stack as stack_process
+from goldenpath.core.errors import ConfigError, DockerError, PolicyError, StackError
+from goldenpath.core.files import write_atomically
+from goldenpath.core.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from goldenpath.checks.ports import PortReport
+    from goldenpath.checks.probes import ProbeResult
+
+# The checks, the docker SDK and the tables are imported inside the tasks that use them:
+# importing them all costs about a second, and a bad flag must be refused well before that.
 
 ROOT = Path(__file__).resolve().parent
 console = Console()
@@ -45,13 +46,37 @@ def settings_for(env: str) -> Settings:
         raise Exit(f"error: {exc}", code=2) from None
 
 
-def write_json(path: str, payload: Any) -> None:
+def json_output(path: str) -> Path | None:
+    """The --json file, checked before any work: its directory must exist and be writable.
+
+    Checked first so that a typo costs a second, not a whole run; no directory is created.
+    """
     if not path:
+        return None
+    target = Path(path)
+    parent = target.parent
+    if target.is_dir():
+        raise Exit(f"error: --json {path} is a directory; name a file", code=2)
+    if not parent.is_dir():
+        raise Exit(f"error: --json {path}: directory {parent} does not exist; create it first", code=2)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise Exit(f"error: --json {path}: directory {parent} is not writable", code=2)
+    return target
+
+
+def write_json(target: Path | None, payload: Any) -> None:
+    if target is None:
         return
     try:
-        write_atomically(Path(path), json.dumps(payload, indent=2, default=str) + "\n")
+        write_atomically(target, json.dumps(payload, indent=2, default=str) + "\n")
     except OSError as exc:
-        raise Exit(f"error: cannot write --json {path}: {exc.strerror or exc}", code=2) from None
+        raise Exit(f"error: cannot write --json {target}: {exc.strerror or exc}", code=2) from None
+
+
+def flag_without_value(flag: str, values: list[str] | None) -> bool:
+    """invoke hands a repeatable flag given with no value over as an empty list, the same
+    as a flag not given at all; only the command line tells them apart."""
+    return not values and flag in sys.argv
 
 
 def number(flag: str, value: str, *, minimum: float, whole: bool = False) -> float:
@@ -66,16 +91,16 @@ def number(flag: str, value: str, *, minimum: float, whole: bool = False) -> flo
     return parsed
 
 
-def stack_dir() -> Path:
-    """Pid file, log and data of the background stack (GOLDENPATH_STACK_DIR moves them)."""
-    return Path(os.environ.get("GOLDENPATH_STACK_DIR") or ROOT / stack_process.STATE_DIR)
-
-
 def spec_for(settings: Settings) -> stack_process.StackSpec:
-    return stack_process.refstack_spec(settings, state_dir=stack_dir())
+    """The background stack: its pid file, log and data live in GOLDENPATH_STACK_DIR."""
+    return stack_process.refstack_spec(settings, state_dir=settings.stack_dir)
 
 
 def stack_health(settings: Settings) -> list[ProbeResult]:
+    from goldenpath.checks.health import http_probes
+    from goldenpath.checks.probes import ProbePolicy, run_probes
+    from goldenpath.output.tables import probe_table
+
     rows = run_probes(http_probes(settings), ProbePolicy(timeout_s=settings.timeout_s))
     console.print(probe_table("reference stack", rows))
     return rows
@@ -95,6 +120,7 @@ BACKEND_FLAGS = {"postgres": "DATABASE_URL", "redis": "REDIS_URL", "clickhouse":
 def up(c: Context, env: str = "", postgres: bool = False, redis: bool = False,
        clickhouse: bool = False, faults: str = "", json: str = "") -> None:
     """Start the reference stack in the background on the profile's ports; wait until healthy."""
+    out = json_output(json)
     settings = settings_for(env)
     wanted = {"postgres": postgres, "redis": redis, "clickhouse": clickhouse}
     for flag, on in wanted.items():
@@ -102,43 +128,45 @@ def up(c: Context, env: str = "", postgres: bool = False, redis: bool = False,
             raise Exit(f"error: --{flag} needs {BACKEND_FLAGS[flag]} (set it in .env or the "
                        "environment)", code=2)
     spec = stack_process.refstack_spec(settings, faults=faults or None,
-                                       state_dir=stack_dir())
+                                       state_dir=settings.stack_dir)
     running = stack_process.find_running(spec)
     if running:
         raise Exit(f"error: the stack is already running (pid {running.pid}); "
                    "`invoke stack.down` first", code=1)
     try:
         started = stack_process.start(spec)
-    except stack_process.StackError as exc:
+    except StackError as exc:
         raise Exit(f"error: {exc}", code=1) from None
     rows = stack_health(settings)
     console.print(f"stack up (pid {started.pid}); log: {spec.log_path}")
-    write_json(json, {"pid": started.pid, "probes": [asdict(r) for r in rows]})
+    write_json(out, {"pid": started.pid, "probes": [asdict(r) for r in rows]})
 
 
 @task(help={"env": ENV_HELP, "json": JSON_HELP})
 def down(c: Context, env: str = "", json: str = "") -> None:
     """Stop the background reference stack and everything it started."""
+    out = json_output(json)
     spec = spec_for(settings_for(env))
     running = stack_process.find_running(spec)
     if running is None:
         console.print("no stack running")
-        write_json(json, {"stopped": None})
+        write_json(out, {"stopped": None})
         return
     stack_process.stop(running)
     console.print(f"stack stopped (pid {running.pid})")
-    write_json(json, {"stopped": running.pid})
+    write_json(out, {"stopped": running.pid})
 
 
 @task(help={"env": ENV_HELP, "json": JSON_HELP})
 def status(c: Context, env: str = "", json: str = "") -> None:
     """Liveness, readiness and dependencies of both services; exit 1 unless all healthy."""
+    out = json_output(json)
     settings = settings_for(env)
     running = stack_process.find_running(spec_for(settings))
     rows = stack_health(settings)
     console.print(f"background stack: pid {running.pid}" if running else
                   "background stack: not started by `invoke stack.up`")
-    write_json(json, {"pid": running.pid if running else None,
+    write_json(out, {"pid": running.pid if running else None,
                       "probes": [asdict(r) for r in rows]})
     if not all(row.ok for row in rows):
         raise Exit("error: the target is not healthy", code=1)
@@ -147,16 +175,19 @@ def status(c: Context, env: str = "", json: str = "") -> None:
 @task(help={"env": ENV_HELP, "lines": "how many of the last lines to show", "json": JSON_HELP})
 def logs(c: Context, env: str = "", lines: str = "50", json: str = "") -> None:
     """The last lines of the background stack's log."""
+    out = json_output(json)
     count = int(number("lines", lines, minimum=1, whole=True))
     log_path = spec_for(settings_for(env)).log_path
     if not log_path.exists():
         raise Exit(f"error: no log at {log_path}; start the stack with `invoke stack.up`", code=1)
     text = log_path.read_text(errors="replace").splitlines()[-count:]
     console.print("\n".join(text), markup=False, highlight=False)
-    write_json(json, {"log": str(log_path), "lines": text})
+    write_json(out, {"log": str(log_path), "lines": text})
 
 
-def port_report(settings: Settings) -> port_alignment.PortReport:
+def port_report(settings: Settings) -> PortReport:
+    from goldenpath.checks import ports as port_alignment
+
     try:
         return port_alignment.check(settings, ROOT, sorted((ROOT / "envs").glob("*.env")), os.environ)
     except ConfigError as exc:
@@ -172,6 +203,10 @@ def port_report(settings: Settings) -> port_alignment.PortReport:
 def auth_ports(c: Context, env: str = "", fix: bool = False, write_profile: bool = False,
                json: str = "") -> None:
     """Find auth/backend port mismatches: every declaration against what really answers."""
+    from goldenpath.checks import ports as port_alignment
+    from goldenpath.output.tables import ports_tables
+
+    out = json_output(json)
     if write_profile and not fix:
         raise Exit("error: --write-profile only goes with --fix", code=2)
     settings = settings_for(env)
@@ -190,7 +225,7 @@ def auth_ports(c: Context, env: str = "", fix: bool = False, write_profile: bool
     elif report.fix:
         console.print(f"fixable: {report.fix.reason}; `invoke auth.ports --fix` sets "
                       + ", ".join(f"{k}={v}" for k, v in report.fix.values.items()))
-    write_json(json, {**report.as_dict(), "applied": done})
+    write_json(out, {**report.as_dict(), "applied": done})
     if report.conflicts:
         raise Exit(f"error: {len(report.conflicts)} conflict(s) remain", code=1)
     console.print("auth ports aligned: nothing to fix")
@@ -206,7 +241,16 @@ def auth_ports(c: Context, env: str = "", fix: bool = False, write_profile: bool
 def preflight(c: Context, env: str = "", only: list[str] | None = None, skip: list[str] | None = None,
               fix: bool = False, json: str = "") -> None:
     """Every environmental blocker at once: profile, tools, docker, auth ports, services, collection."""
-    ctx = checks.load_context(ROOT, env or None, fix=fix)
+    from rich.live import Live
+
+    from goldenpath.checks import preflight as checks
+    from goldenpath.output.tables import preflight_table
+
+    out = json_output(json)
+    if flag_without_value("--only", only) or flag_without_value("--skip", skip) or any(
+            not name.strip() for name in [*(only or []), *(skip or [])]):
+        raise Exit("error: --only and --skip take a check's name, e.g. --only auth-ports", code=2)
+    ctx = checks.Context(root=ROOT, settings=settings_for(env), fix=fix)
     try:
         chosen = checks.select(checks.all_checks(ctx), only or [], skip or [])
     except ConfigError as exc:
@@ -223,11 +267,9 @@ def preflight(c: Context, env: str = "", only: list[str] | None = None, skip: li
         live.update(preflight_table(results, []))
     for line in ctx.applied:
         console.print(f"fixed: {line}")
-    write_json(json, {"profile": ctx.profile, "checks": [asdict(r) for r in results],
-                      "applied": ctx.applied})
+    write_json(out, {"profile": ctx.settings.profile, "checks": [asdict(r) for r in results],
+                     "applied": ctx.applied})
     failed = [r.name for r in results if r.status == "fail"]
-    if ctx.settings is None:
-        raise Exit(f"error: {ctx.settings_error}", code=2)
     if failed:
         raise Exit(f"preflight failed: {', '.join(failed)}", code=1)
 
@@ -245,6 +287,11 @@ def staging_health(c: Context, env: str = "", timeout: str = "", retries: str = 
                    interval: str = "1", deadline: str = "30", successes: str = "1",
                    json: str = "") -> None:
     """Protocol-aware probes of every service the profile names, all at once."""
+    from goldenpath.checks.health import all_probes
+    from goldenpath.checks.probes import ProbePolicy, run_probes
+    from goldenpath.output.tables import probe_table
+
+    out = json_output(json)
     settings = settings_for(env)
     policy = ProbePolicy(
         timeout_s=number("timeout", timeout, minimum=0.001) if timeout else settings.timeout_s,
@@ -255,7 +302,7 @@ def staging_health(c: Context, env: str = "", timeout: str = "", retries: str = 
     )
     rows = run_probes(all_probes(settings), policy)
     console.print(probe_table(f"staging health (profile {settings.profile})", rows))
-    write_json(json, {"profile": settings.profile, "probes": [asdict(r) for r in rows]})
+    write_json(out, {"profile": settings.profile, "probes": [asdict(r) for r in rows]})
     failed = [row.name for row in rows if row.status == "fail"]
     if failed:
         raise Exit(f"error: unhealthy: {', '.join(failed)}", code=1)
@@ -264,13 +311,17 @@ def staging_health(c: Context, env: str = "", timeout: str = "", retries: str = 
 @task(name="usage", help={"env": ENV_HELP, "json": JSON_HELP})
 def docker_usage(c: Context, env: str = "", json: str = "") -> None:
     """Images, containers, volumes and build cache, with reclaimable bytes and free disk."""
+    from goldenpath.hygiene import usage as docker_disk
+    from goldenpath.output.tables import usage_table
+
+    out = json_output(json)
     settings_for(env)
     try:
         found = docker_disk.usage()
-    except docker_disk.DockerError as exc:
+    except DockerError as exc:
         raise Exit(f"error: {exc}", code=1) from None
-    console.print(docker_disk.render_usage(found))
-    write_json(json, asdict(found))
+    console.print(usage_table(found))
+    write_json(out, asdict(found))
 
 
 def percent(flag: str, value: str) -> float | None:
@@ -307,6 +358,10 @@ def docker_clean(c: Context, env: str = "", high: str = "", low: str = "",
                  volumes: bool = False, build_cache_keep: str = "", dry_run: bool = False,
                  json: str = "") -> None:
     """Free docker disk by policy: dangling images first, then least recently used."""
+    from goldenpath.hygiene import clean as docker_cleaning
+    from goldenpath.output.tables import clean_table
+
+    out = json_output(json)
     settings_for(env)
     try:
         policy = docker_cleaning.policy_from_options(
@@ -314,12 +369,12 @@ def docker_clean(c: Context, env: str = "", high: str = "", low: str = "",
             min_age=min_age, keep=keep or (), keep_label=keep_label, containers=containers, volumes=volumes,
             build_cache_keep=build_cache_keep)
         result = docker_cleaning.clean(policy, dry_run=dry_run)
-    except docker_cleaning.PolicyError as exc:
+    except PolicyError as exc:
         raise Exit(f"error: {exc}", code=2) from None
-    except docker_disk.DockerError as exc:
+    except DockerError as exc:
         raise Exit(f"error: {exc}", code=1) from None
-    console.print(docker_cleaning.render_clean(result))
-    write_json(json, asdict(result))
+    console.print(clean_table(result))
+    write_json(out, asdict(result))
     if not result.ok:
         raise Exit("error: some objects could not be removed (see the table)", code=1)
 

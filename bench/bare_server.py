@@ -38,7 +38,7 @@ async def handle(ws: ServerConnection) -> None:
 
 
 def health(connection: ServerConnection, request: Request) -> Response | None:
-    # goldenpath.stack waits for an HTTP 200 on /health, as it does for refstack.
+    # goldenpath.core.stack waits for an HTTP 200 on /health, as it does for refstack.
     if request.path == "/health":
         return connection.respond(HTTPStatus.OK, "ok\n")
     return None

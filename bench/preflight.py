@@ -26,9 +26,10 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from goldenpath import preflight, stack
-from goldenpath.config import load_settings
-from goldenpath.testing import free_port
+from goldenpath.checks import preflight
+from goldenpath.core import stack
+from goldenpath.core.http import free_port
+from goldenpath.core.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 0.5
@@ -86,7 +87,7 @@ def main() -> int:
         healthy = settings.with_values({"REDIS_URL": ""}, "bench")
         spec = stack.refstack_spec(healthy, state_dir=ROOT / ".goldenpath" / "bench" / "preflight")
         with stack.running(spec):
-            ctx = preflight.Context(root=ROOT, profile="local", settings=settings)
+            ctx = preflight.Context(root=ROOT, settings=settings)
             checks = preflight.all_checks(ctx)
             os.environ.update(environ)  # the auth-ports check reads the process environment
             together, alone, shell = [], [], []

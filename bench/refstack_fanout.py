@@ -32,9 +32,10 @@ from websockets.asyncio.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from goldenpath import stack
-from goldenpath.config import load_settings
-from goldenpath.testing import free_port
+from goldenpath.core import stack
+from goldenpath.core.errors import StackError
+from goldenpath.core.http import free_port
+from goldenpath.core.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 60.0
@@ -179,7 +180,7 @@ def main() -> int:
         return 2
     try:
         rounds = asyncio.run(bench(users, args.messages, args.repeat, console))
-    except stack.StackError as exc:
+    except StackError as exc:
         console.print(f"error: {exc}", markup=False)
         return 1
     ratio = render(rounds, console)

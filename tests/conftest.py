@@ -1,5 +1,6 @@
-"""Shared by every layer: each test is marked with the layer its directory belongs to, and
-the layers that talk to a target get goldenpath's fixtures (gp_settings, gp_report)."""
+"""Shared by every layer: the layers come from [tool.goldenpath.layers] of pyproject.toml.
+Each test is marked with the layer whose paths hold it, each layer's name is registered as a
+marker, and the layers that talk to a target get goldenpath's fixtures (gp_settings, gp_report)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,22 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["goldenpath.pytest_plugin"]
+from goldenpath.core.layers import load_project
 
-TESTS = Path(__file__).resolve().parent
-LAYERS = ("unit", "integration", "e2e", "staging", "multi_user", "docker")
+pytest_plugins = ["goldenpath.testkit.plugin"]
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYERS = load_project(ROOT / "pyproject.toml").layers
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for layer in LAYERS.values():
+        config.addinivalue_line("markers", f"{layer.name}: {layer.description}")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        try:
-            layer = item.path.resolve().relative_to(TESTS).parts[0]
-        except ValueError:
-            continue  # a team's own tests, outside this tree, carry their own markers
-        if layer in LAYERS:
-            item.add_marker(getattr(pytest.mark, layer))
+        path = item.path.resolve()
+        for layer in LAYERS.values():
+            if layer.owns(path, ROOT):
+                item.add_marker(getattr(pytest.mark, layer.name))

@@ -20,8 +20,9 @@ from typing import Any
 import docker.errors
 import pytest
 
-from goldenpath.docker_usage import DockerError, connect
-from goldenpath.testing import service_missing
+from goldenpath.core.errors import DockerError
+from goldenpath.hygiene.usage import connect
+from goldenpath.testkit.support import service_missing
 
 SESSION = secrets.token_hex(4)
 SESSION_LABEL = "goldenpath.test"

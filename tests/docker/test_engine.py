@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from rich.console import Console
 
-from goldenpath.docker_clean import (
+from goldenpath.hygiene.clean import (
     Policy,
     clean,
     execute,
     plan_clean,
     prune_build_cache,
-    render_clean,
     summary_line,
 )
-from goldenpath.docker_usage import read_usage, render_usage
+from goldenpath.hygiene.usage import read_usage
+from goldenpath.output.tables import clean_table, usage_table
 
 if TYPE_CHECKING:
     from conftest import Case
@@ -89,7 +89,7 @@ def test_usage_reports_images_containers_volumes_and_the_disk(case: Case) -> Non
     assert usage.disk is not None, usage.disk_problem
     assert usage.disk.total_bytes > 0
     assert 0 <= usage.disk.used_percent <= 100
-    shown = text(render_usage(usage))
+    shown = text(usage_table(usage))
     assert "images" in shown
     assert f"disk {usage.root_dir}:" in shown
 
@@ -124,7 +124,7 @@ def test_threshold_run_removes_exactly_the_plan_in_order(case: Case) -> None:
     assert case.image_ids() == {a}
     assert case.container_ids() == set()
     assert result.reclaimed_bytes == 10_000 + 40_000 + 30_000
-    shown = text(render_clean(result))
+    shown = text(clean_table(result))
     assert "removed" in shown
     assert "reclaimed 80kB" in summary_line(result)
 
@@ -175,7 +175,7 @@ def test_dry_run_removes_nothing(case: Case, engine: Any) -> None:
     # Other sessions may add objects meanwhile; none of what existed may be gone or changed.
     for kind, objects in before_all.items():
         assert objects <= after_all[kind], kind
-    shown = text(render_clean(result))
+    shown = text(clean_table(result))
     assert "would remove" in shown
     assert "nothing was removed" in shown
 

@@ -6,21 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from goldenpath.docker_clean import (
-    CleanPlan,
-    Policy,
-    PolicyError,
-    plan_clean,
-    policy_from_options,
-)
-from goldenpath.docker_usage import (
-    BuildCacheInfo,
-    ContainerInfo,
-    DiskInfo,
-    ImageInfo,
-    Usage,
-    VolumeInfo,
-)
+from goldenpath.core.errors import PolicyError
+from goldenpath.hygiene.clean import CleanPlan, Policy, plan_clean, policy_from_options
+from goldenpath.hygiene.model import BuildCacheInfo, ContainerInfo, DiskInfo, ImageInfo, Usage, VolumeInfo
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 HEX = "ab" * 32

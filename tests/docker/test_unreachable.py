@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from goldenpath.docker_clean import Policy, clean
-from goldenpath.docker_usage import DockerUnavailable, usage
-from goldenpath.testing import free_port
+from goldenpath.core.errors import DockerUnavailable
+from goldenpath.core.http import free_port
+from goldenpath.hygiene.clean import Policy, clean
+from goldenpath.hygiene.usage import usage
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTS = {
@@ -49,7 +50,7 @@ def test_the_operator_sees_the_line_not_a_traceback(monkeypatch: pytest.MonkeyPa
     # The library's side of the contract, in a process of its own: one line on stderr, exit 1.
     # The invoke tasks themselves are run against a missing engine in tests/integration/test_stack_tasks.py.
     script = ("import sys\n"
-              "from goldenpath.docker_usage import DockerError, usage\n"
+              "from goldenpath.hygiene.usage import DockerError, usage\n"
               "try:\n    usage(timeout_s=5)\n"
               "except DockerError as exc:\n    sys.exit(f'error: {exc}')\n")
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")

@@ -7,15 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from goldenpath.docker_usage import (
-    disk_at,
-    format_age,
-    format_size,
-    label_matches,
-    parse_age,
-    parse_size,
-    parse_time,
-)
+from goldenpath.hygiene.model import format_age, format_size, label_matches, parse_age, parse_size
+from goldenpath.hygiene.usage import disk_at, parse_time
 
 
 @pytest.mark.parametrize(("text", "size"), [

@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
-from goldenpath.auth import Tokens
-from goldenpath.client import GoldenPathClient
-from goldenpath.config import Settings
-from goldenpath.reports import LayerReport
+from goldenpath.client.auth import Tokens
+from goldenpath.client.websocket import GoldenPathClient
+from goldenpath.core.settings import Settings
+from goldenpath.output.reports import LayerReport
 
 from .helpers import RunPace, Scenario, new_account, run_timeout_s
 

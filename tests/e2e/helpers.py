@@ -21,20 +21,20 @@ from typing import Any, TypeVar
 
 import jwt
 
-from goldenpath import api
-from goldenpath.auth import AuthClient, Tokens
-from goldenpath.client import Connection, GoldenPathClient
-from goldenpath.config import Settings
-from goldenpath.contract import Violation, check_run
-from goldenpath.errors import (
+from goldenpath.client import rest as api
+from goldenpath.client.auth import AuthClient, Tokens
+from goldenpath.client.websocket import Connection, GoldenPathClient
+from goldenpath.core.errors import (
     AuthRefused,
     ConnectionLost,
     GoldenPathTimeout,
     HttpStatusError,
 )
-from goldenpath.events import Event, Run
-from goldenpath.pytest_plugin import user_email
-from goldenpath.reports import LayerReport
+from goldenpath.core.settings import Settings
+from goldenpath.output.reports import LayerReport
+from goldenpath.protocol.contract import Violation, check_run
+from goldenpath.protocol.events import Event, Run
+from goldenpath.testkit.plugin import user_email
 
 T = TypeVar("T")
 

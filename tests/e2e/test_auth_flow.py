@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from goldenpath.auth import E2E_KEY_SETTING
-from goldenpath.config import Settings
-from goldenpath.pytest_plugin import user_email
+from goldenpath.client.auth import E2E_KEY_SETTING
+from goldenpath.core.settings import Settings
+from goldenpath.testkit.plugin import user_email
 
 from .helpers import LAYER, Harness, Scenario, error_status
 

@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import pytest
 
-from goldenpath.auth import Tokens
-from goldenpath.contract import Contract
-from goldenpath.errors import ConnectionLost
+from goldenpath.client.auth import Tokens
+from goldenpath.core.errors import ConnectionLost
+from goldenpath.protocol.contract import Contract
 
 from .helpers import Harness, Scenario
 

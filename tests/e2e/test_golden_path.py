@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from goldenpath.auth import Tokens
-from goldenpath.sla import SlaRecorder, SlaReport
+from goldenpath.client.auth import Tokens
+from goldenpath.protocol.sla import SlaRecorder, SlaReport
 
 from .helpers import Harness, Scenario, server_is_refstack, thread_of, tool_pairs
 

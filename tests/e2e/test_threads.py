@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from goldenpath.auth import Tokens
+from goldenpath.client.auth import Tokens
 
 from .helpers import Harness, Scenario, thread_of
 

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from goldenpath.auth import Tokens
-from goldenpath.contract import TRANSPORTS, Contract
+from goldenpath.client.auth import Tokens
+from goldenpath.protocol.contract import TRANSPORTS, Contract
 
 from .helpers import JWT_SECRET_SETTING, Harness, Scenario, forged_token, token_problem
 

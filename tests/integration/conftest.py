@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from goldenpath.testing import service_missing, services_required
+from goldenpath.testkit.support import service_missing, services_required
 
 from .services import OwnRedis, RealServices, provisioned
 from .stacks import launched

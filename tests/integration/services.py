@@ -23,8 +23,8 @@ import psycopg
 import redis
 from psycopg import sql
 
-from goldenpath.service_probes import ProbePolicy, probe_redis, run_probe
-from goldenpath.testing import free_port
+from goldenpath.checks.probes import ProbePolicy, probe_redis, run_probe
+from goldenpath.core.http import free_port
 
 CONNECT_TIMEOUT_S = 3
 REDIS_CLAIM_KEY = "goldenpath:integration:claim"

@@ -1,4 +1,4 @@
-"""Starting refstack for the tests, always through goldenpath.stack, on fresh loopback ports."""
+"""Starting refstack for the tests, always through goldenpath.core.stack, on fresh loopback ports."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from goldenpath import stack
-from goldenpath.config import Settings, load_settings
-from goldenpath.testing import free_port, service_missing
+from goldenpath.core import stack
+from goldenpath.core.http import free_port
+from goldenpath.core.settings import Settings, load_settings
+from goldenpath.testkit.support import service_missing
 
 from .wire import Target
 
@@ -95,7 +96,7 @@ def refused_start(
 ) -> subprocess.CompletedProcess[str]:
     """Run refstack where it must refuse to start: its exit code and its own stderr, apart.
 
-    goldenpath.stack merges the two streams into one log, which cannot show that stderr
+    goldenpath.core.stack merges the two streams into one log, which cannot show that stderr
     holds exactly one line, so the same command and environment are run here directly.
     A refstack that wrongly starts serving is killed by the timeout (TimeoutExpired).
     """

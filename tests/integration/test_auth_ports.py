@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from goldenpath import ports, stack
-from goldenpath.config import ConfigError, Settings, load_settings
-from goldenpath.testing import free_port
+from goldenpath.checks import ports
+from goldenpath.core import stack
+from goldenpath.core.errors import ConfigError
+from goldenpath.core.http import free_port
+from goldenpath.core.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from goldenpath import stack
-from goldenpath.config import Settings, load_settings
-from goldenpath.layers import REPORTS_VAR
-from goldenpath.testing import environ_without_settings, free_port
+from goldenpath.core import stack
+from goldenpath.core.http import free_port
+from goldenpath.core.settings import Settings, load_settings
+from goldenpath.testkit.support import environ_without_settings
 
 REPO = Path(__file__).resolve().parents[2]
 LAYER_TIMEOUT_S = 600
@@ -87,7 +87,7 @@ def run_layer(layer: str, settings: Settings, reports: Path,
     # The layer sees exactly the stack's settings: none of ours (a DATABASE_URL, a REDIS_URL)
     # may reach it, or it would check services the faulty stack was never given.
     env = {**environ_without_settings(), **settings.as_env(), "GOLDENPATH_AUTOSTART": "0",
-           "GOLDENPATH_TIMEOUT_S": "5", REPORTS_VAR: str(reports), **(extra or {})}
+           "GOLDENPATH_TIMEOUT_S": "5", "GOLDENPATH_REPORTS_DIR": str(reports), **(extra or {})}
     env.pop("GOLDENPATH_ENV")
     return subprocess.run(
         [sys.executable, "-m", "nox", "--noxfile", str(REPO / "noxfile.py"), "-s", layer,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from goldenpath.procinfo import vm_rss_kib
-from goldenpath.testing import free_port
+from goldenpath.core.http import free_port
+from goldenpath.core.procinfo import vm_rss_kib
 
 from .stacks import launched
 from .wire import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from goldenpath.testing import free_port
+from goldenpath.core.http import free_port
 
 from .stacks import launched
 from .wire import CHECK_FIELDS, Target, get

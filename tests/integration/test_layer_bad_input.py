@@ -19,10 +19,10 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from goldenpath import stack
-from goldenpath.config import load_settings
-from goldenpath.layers import REPORTS_VAR
-from goldenpath.testing import environ_without_settings, free_port
+from goldenpath.core import stack
+from goldenpath.core.http import free_port
+from goldenpath.core.settings import load_settings
+from goldenpath.testkit.support import environ_without_settings
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = "2"
@@ -34,7 +34,7 @@ def layer(tmp_path: Path, backend: str, auth: str, **env: str) -> subprocess.Com
          "--reuse-venv=yes"],
         cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
         env={**environ_without_settings(), "BACKEND_URL": backend, "AUTH_SERVICE_URL": auth,
-             "GOLDENPATH_TIMEOUT_S": TIMEOUT_S, REPORTS_VAR: str(tmp_path), **env},
+             "GOLDENPATH_TIMEOUT_S": TIMEOUT_S, "GOLDENPATH_REPORTS_DIR": str(tmp_path), **env},
     )
 
 

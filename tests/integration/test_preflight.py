@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from goldenpath import stack
-from goldenpath.config import Settings, load_settings
-from goldenpath.testing import environ_without_settings, free_port
+from goldenpath.core import stack
+from goldenpath.core.http import free_port
+from goldenpath.core.settings import Settings, load_settings
+from goldenpath.testkit.support import environ_without_settings
 
 from .services import OwnRedis
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from goldenpath.service_probes import (
+from goldenpath.checks.probes import (
     ProbePolicy,
     identify,
     probe_clickhouse,
@@ -17,7 +17,8 @@ from goldenpath.service_probes import (
     run_probe,
     run_probes,
 )
-from goldenpath.testing import free_port, service_missing
+from goldenpath.core.http import free_port
+from goldenpath.testkit.support import service_missing
 
 from .services import OwnRedis
 

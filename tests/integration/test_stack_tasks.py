@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from goldenpath.probes import port_is_open
-from goldenpath.stack import pid_alive
-from goldenpath.testing import environ_without_settings, free_port
+from goldenpath.core.http import free_port, port_is_open
+from goldenpath.core.stack import pid_alive
+from goldenpath.testkit.support import environ_without_settings
 
 REPO = Path(__file__).resolve().parents[2]
 

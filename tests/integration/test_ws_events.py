@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from goldenpath.testing import free_port
+from goldenpath.core.http import free_port
 
 from .stacks import MAX_FRAME_BYTES, MAX_TEXT, launched
 from .wire import (

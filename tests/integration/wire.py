@@ -23,7 +23,7 @@ import jwt
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from goldenpath.contract import PROTOCOL
+from goldenpath.protocol.contract import PROTOCOL
 
 TIMEOUT_S = 5.0
 SCENARIO_TIMEOUT_S = 30.0

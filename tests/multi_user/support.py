@@ -10,16 +10,16 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from goldenpath.api import BackendApi
-from goldenpath.auth import Tokens, new_http_client
-from goldenpath.client import Connection, GoldenPathClient
-from goldenpath.config import Settings
-from goldenpath.contract import Violation, check_run, check_stray
-from goldenpath.errors import GoldenPathError, ProtocolError
-from goldenpath.events import Run
-from goldenpath.pytest_plugin import user_email
-from goldenpath.reports import LayerReport
-from goldenpath.testing import run_scenario
+from goldenpath.client.auth import Tokens, new_http_client
+from goldenpath.client.rest import BackendApi
+from goldenpath.client.websocket import Connection, GoldenPathClient
+from goldenpath.core.errors import GoldenPathError, ProtocolError
+from goldenpath.core.settings import Settings
+from goldenpath.output.reports import LayerReport
+from goldenpath.protocol.contract import Violation, check_run, check_stray
+from goldenpath.protocol.events import Run
+from goldenpath.testkit.plugin import user_email
+from goldenpath.testkit.support import run_scenario
 
 LAYER = "multi_user"
 # After the last run ends, frames another user's run leaked here may still be on the way.

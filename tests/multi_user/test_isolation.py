@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from goldenpath.config import Settings
-from goldenpath.contract import Violation
-from goldenpath.reports import LayerReport
+from goldenpath.core.settings import Settings
+from goldenpath.output.reports import LayerReport
+from goldenpath.protocol.contract import Violation
 
 from .support import SETTLE_S, Crowd, run, summary, thread_of
 

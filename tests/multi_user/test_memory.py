@@ -10,11 +10,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from goldenpath.config import Settings
-from goldenpath.probes import is_loopback
-from goldenpath.procinfo import Listener, find_listener
-from goldenpath.reports import LayerReport
-from goldenpath.testing import service_missing
+from goldenpath.core.http import is_loopback
+from goldenpath.core.procinfo import Listener, find_listener
+from goldenpath.core.settings import Settings
+from goldenpath.output.reports import LayerReport
+from goldenpath.testkit.support import service_missing
 
 from .support import Crowd, run
 

@@ -16,17 +16,17 @@ from urllib.parse import unquote, urlsplit
 import httpx
 import pytest
 
-from goldenpath.api import BackendApi
-from goldenpath.auth import Tokens, new_http_client
-from goldenpath.client import Connection, GoldenPathClient
-from goldenpath.config import Settings
-from goldenpath.errors import GoldenPathError, ProtocolError, Unreachable
-from goldenpath.events import Run
-from goldenpath.masking import mask_url
-from goldenpath.probes import http_get
-from goldenpath.pytest_plugin import user_email
-from goldenpath.service_probes import Probe, ProbeFailure, probe_clickhouse, probe_postgres, probe_redis
-from goldenpath.testing import run_scenario
+from goldenpath.checks.probes import Probe, probe_clickhouse, probe_postgres, probe_redis
+from goldenpath.client.auth import Tokens, new_http_client
+from goldenpath.client.rest import BackendApi
+from goldenpath.client.websocket import Connection, GoldenPathClient
+from goldenpath.core.errors import GoldenPathError, ProbeFailure, ProtocolError, Unreachable
+from goldenpath.core.http import http_get
+from goldenpath.core.masking import mask_url
+from goldenpath.core.settings import Settings
+from goldenpath.protocol.events import Run
+from goldenpath.testkit.plugin import user_email
+from goldenpath.testkit.support import run_scenario
 
 LAYER = "staging"
 # A scenario makes a few dozen bounded calls; this caps the whole of it on top of them.

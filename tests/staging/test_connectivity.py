@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from goldenpath.config import Settings
-from goldenpath.health import all_probes
-from goldenpath.service_probes import ProbePolicy, run_probes
-from goldenpath.testing import service_missing
+from goldenpath.checks.health import all_probes
+from goldenpath.checks.probes import ProbePolicy, run_probes
+from goldenpath.core.settings import Settings
+from goldenpath.testkit.support import service_missing
 
 from .support import DEPENDENCIES, Dependency
 
-# goldenpath.health names the probe of each data service after the service, not its check.
+# goldenpath.checks.health names the probe of each data service after the service, not its check.
 PROBE_NAMES = {"database": "postgres", "redis": "redis", "clickhouse": "clickhouse"}
 
 SERVICES = [
@@ -35,7 +35,7 @@ def test_service_is_reachable(gp_settings: Settings, probe_name: str, dependency
     connection_established, PostgreSQL answers SELECT 1, Redis PING, ClickHouse /ping and SELECT 1."""
     probes = [probe for probe in all_probes(gp_settings) if probe[0] == probe_name]
     if not probes:
-        assert dependency is not None, f"goldenpath.health has no probe named {probe_name!r}"
+        assert dependency is not None, f"goldenpath.checks.health has no probe named {probe_name!r}"
         service_missing(dependency.label, dependency.unconfigured_reason(gp_settings))
     [result] = run_probes(probes, policy(gp_settings))
     if result.status == "skip":

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from goldenpath.config import Settings
-from goldenpath.contract import check_run
-from goldenpath.errors import AuthRefused
-from goldenpath.events import Run
-from goldenpath.masking import mask_url
-from goldenpath.pytest_plugin import TEST_USER_PREFIX
-from goldenpath.reports import LayerReport
-from goldenpath.testing import service_missing
+from goldenpath.core.errors import AuthRefused
+from goldenpath.core.masking import mask_url
+from goldenpath.core.settings import Settings
+from goldenpath.output.reports import LayerReport
+from goldenpath.protocol.contract import check_run
+from goldenpath.protocol.events import Run
+from goldenpath.testkit.plugin import TEST_USER_PREFIX
+from goldenpath.testkit.support import service_missing
 
 from .support import (
     BACKEND_READINESS,

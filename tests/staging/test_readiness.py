@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from goldenpath.config import Settings
-from goldenpath.masking import mask_url
-from goldenpath.reports import LayerReport
-from goldenpath.testing import service_missing
+from goldenpath.core.masking import mask_url
+from goldenpath.core.settings import Settings
+from goldenpath.output.reports import LayerReport
+from goldenpath.testkit.support import service_missing
 
 from .support import (
     DEPENDENCIES,

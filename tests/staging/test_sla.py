@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from goldenpath.config import Settings
-from goldenpath.contract import Contract, Violation, check_run
-from goldenpath.reports import LayerReport
-from goldenpath.sla import SlaRecorder
+from goldenpath.core.settings import Settings
+from goldenpath.output.reports import LayerReport
+from goldenpath.protocol.contract import Contract, Violation, check_run
+from goldenpath.protocol.sla import SlaRecorder
 
 from .support import StagingSession, run
 

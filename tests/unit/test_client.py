@@ -25,11 +25,9 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from goldenpath.auth import AuthClient, Tokens, new_http_client
-from goldenpath.client import Connection, GoldenPathClient, connect
-from goldenpath.config import Settings, load_settings
-from goldenpath.contract import check_run, check_stray
-from goldenpath.errors import (
+from goldenpath.client.auth import AuthClient, Tokens, new_http_client
+from goldenpath.client.websocket import Connection, GoldenPathClient, connect
+from goldenpath.core.errors import (
     AuthRefused,
     ConnectionLost,
     GoldenPathError,
@@ -38,8 +36,10 @@ from goldenpath.errors import (
     ProtocolError,
     Unreachable,
 )
-from goldenpath.sla import SlaRecorder
-from goldenpath.testing import free_port
+from goldenpath.core.http import free_port
+from goldenpath.core.settings import Settings, load_settings
+from goldenpath.protocol.contract import check_run, check_stray
+from goldenpath.protocol.sla import SlaRecorder
 
 REPO = Path(__file__).resolve().parents[2]
 USERS = {"token-1": "user-1", "token-2": "user-2"}

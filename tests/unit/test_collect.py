@@ -50,7 +50,7 @@ def write_tree(root: Path, files: dict[str, str]) -> None:
 
 def run_audit(root: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     proc = subprocess.run(
-        [sys.executable, "-m", "goldenpath.collect", "--json", "out.json", "--junit", "out.xml"],
+        [sys.executable, "-m", "goldenpath.checks.collect_cli", "--json", "out.json", "--junit", "out.xml"],
         cwd=root, capture_output=True, text=True, timeout=120, check=False,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
              "COLUMNS": "200"},

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from goldenpath.config import ConfigError, load_settings
-from goldenpath.masking import MASK
+from goldenpath.core.errors import ConfigError
+from goldenpath.core.masking import MASK
+from goldenpath.core.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -75,9 +76,10 @@ def test_unknown_profile_lists_the_profiles_that_exist(tmp_path: Path) -> None:
 
 
 def test_malformed_line_names_file_and_line(tmp_path: Path) -> None:
-    root = make_root(tmp_path, {"local": ""}, dotenv="# fine\nBACKEND_URL=http://x:1\nthis is not\n")
-    with pytest.raises(ConfigError, match=r"^\.env:3: cannot parse 'this is not'; expected KEY=value$"):
+    root = make_root(tmp_path, {"local": ""}, dotenv="# fine\nBACKEND_URL=http://x:1\nhunter2 secret\n")
+    with pytest.raises(ConfigError, match=r"^\.env:3: cannot parse this line; expected KEY=value$") as err:
         load_settings(root, environ={})
+    assert "hunter2" not in str(err.value)
 
 
 def test_key_without_value_names_file_and_line(tmp_path: Path) -> None:
@@ -123,6 +125,28 @@ def test_unknown_key_in_a_profile_suggests_the_known_one(tmp_path: Path) -> None
     expected = r"envs/local.env:1: unknown setting BAKEND_URL; did you mean BACKEND_URL\?"
     with pytest.raises(ConfigError, match=expected):
         load_settings(root, environ={})
+
+
+@pytest.mark.parametrize("where", ["profile", "dotenv"])
+def test_a_misspelled_goldenpath_key_is_refused_with_a_hint(tmp_path: Path, where: str) -> None:
+    line = "GOLDENPATH_TIMOUT_S=1\n"
+    root = make_root(tmp_path, {"local": line if where == "profile" else ""},
+                     dotenv=line if where == "dotenv" else None)
+    label = "envs/local.env" if where == "profile" else ".env"
+    expected = rf"^{label}:1: unknown setting GOLDENPATH_TIMOUT_S; did you mean GOLDENPATH_TIMEOUT_S\?$"
+    with pytest.raises(ConfigError, match=expected):
+        load_settings(root, environ={})
+
+
+def test_settings_are_resolved_once_and_handed_on(tmp_path: Path) -> None:
+    root = make_root(tmp_path, {"local": "SLA_PERCENTILE=90\n"}, dotenv="E2E_OAUTH_SIMULATION_KEY=k3y\n")
+    parent = load_settings(root, environ={})
+    env = parent.as_env()
+    # The child does not read the files again: breaking them changes nothing for it.
+    (root / ".env").write_text("this is not an env file\n")
+    child = load_settings(root, environ=env)
+    assert child == parent
+    assert str(child.origins["SLA_PERCENTILE"]) == "envs/local.env:1"
 
 
 def test_dotenv_and_environment_may_hold_other_services_keys(tmp_path: Path) -> None:
@@ -183,7 +207,7 @@ def test_shipped_profiles_are_valid_and_on_loopback(profile: str) -> None:
 
 
 def test_env_example_documents_every_setting() -> None:
-    from goldenpath.config import SPECS
+    from goldenpath.core.settings import SPECS
 
     example = (REPO / ".env.example").read_text()
     missing = [spec.name for spec in SPECS if f"{spec.name}=" not in example]

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from goldenpath.config import ConfigError, load_settings
-from goldenpath.contract import PROTOCOL, SETTING_KEYS, Code, Contract, check_events, check_stray
-from goldenpath.events import Event
+from goldenpath.core.errors import ConfigError
+from goldenpath.core.settings import load_settings
+from goldenpath.protocol.contract import PROTOCOL, SETTING_KEYS, Code, Contract, check_events, check_stray
+from goldenpath.protocol.events import Event
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = "3f2a9b1c-0000-4000-8000-000000000001"

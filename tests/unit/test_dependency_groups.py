@@ -9,11 +9,11 @@ from pathlib import Path
 import nox
 import pytest
 
-from goldenpath.layers import load_project
+from goldenpath.core.layers import load_project
 
 REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = nox.project.load_toml(REPO / "pyproject.toml")
-# What goldenpath.pytest_plugin imports, directly or through reports, sla and config.
+# What goldenpath.testkit.plugin imports, directly or through reports, sla and config.
 PLUGIN_NEEDS = {"pytest", "python-dotenv", "rich", "pyyaml", "httpx", "websockets", "pyjwt", "hdrhistogram"}
 
 

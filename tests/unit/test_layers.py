@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from goldenpath.config import ConfigError
-from goldenpath.layers import load_project
+from goldenpath.core.errors import ConfigError
+from goldenpath.core.layers import load_project
 
 REPO = Path(__file__).resolve().parents[2]
 

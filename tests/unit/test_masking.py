@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from goldenpath.masking import MASK, mask_text, mask_url, mask_value
+from goldenpath.core.masking import MASK, mask_text, mask_url, mask_value
 
 
 @pytest.mark.parametrize(

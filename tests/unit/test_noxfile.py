@@ -4,21 +4,36 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from goldenpath.core.layers import load_project
+
 REPO = Path(__file__).resolve().parents[2]
-LAYER_SESSIONS = {"unit", "integration", "e2e", "staging", "multi_user", "docker", "collect", "lint"}
+# The layer sessions come from the layers table; lint and collect are written out.
+LAYER_SESSIONS = {*load_project(REPO / "pyproject.toml").layers, "collect", "lint"}
 
 
-def nox(*args: str, env: dict[str, str] | None = None, tmp: Path) -> subprocess.CompletedProcess[str]:
+def nox(*args: str, env: dict[str, str] | None = None, tmp: Path,
+        noxfile: Path = REPO / "noxfile.py") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "nox", "--noxfile", str(REPO / "noxfile.py"),
+        [sys.executable, "-m", "nox", "--noxfile", str(noxfile),
          "--envdir", str(tmp / "nox"), *args],
         capture_output=True, text=True, timeout=120, check=False,
         env={**os.environ, "NOX_SCRIPT_MODE": "none", **(env or {})},
     )
+
+
+def copy_with_pyproject(tmp_path: Path, pyproject: str) -> Path:
+    """The repository's entry point and library, beside another pyproject.toml."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(REPO / "noxfile.py", repo)
+    shutil.copytree(REPO / "goldenpath", repo / "goldenpath", ignore=shutil.ignore_patterns("__pycache__"))
+    (repo / "pyproject.toml").write_text(pyproject)
+    return repo
 
 
 def test_the_session_list_is_a_ci_matrix(tmp_path: Path) -> None:
@@ -55,5 +70,25 @@ def test_a_malformed_dotenv_line_ends_the_session_naming_file_and_line(tmp_path:
         profile.unlink()
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1
-    assert "envs/zz-broken-test.env:2: cannot parse 'not a setting'" in output
+    assert "envs/zz-broken-test.env:2: cannot parse this line" in output
     assert "Traceback" not in output
+
+
+def test_a_new_layer_is_one_toml_table(tmp_path: Path) -> None:
+    pyproject = (REPO / "pyproject.toml").read_text()
+    repo = copy_with_pyproject(tmp_path, pyproject + (
+        '\n[tool.goldenpath.layers.contract]\ndescription = "the team\'s contract tests"\n'
+        'tags = ["ci", "fast"]\npaths = ["tests/contract"]\n'))
+    proc = nox("-l", "--json", tmp=tmp_path, noxfile=repo / "noxfile.py")
+    assert proc.returncode == 0, proc.stderr
+    sessions = {entry["session"]: entry for entry in json.loads(proc.stdout)}
+    assert sessions["contract"]["description"] == "the team's contract tests"
+    assert sessions["contract"]["tags"] == ["contract", "ci", "fast"]
+
+
+def test_a_broken_layers_table_is_one_line(tmp_path: Path) -> None:
+    repo = copy_with_pyproject(tmp_path, '[tool.goldenpath.layers.x]\npaths = "tests"\n')
+    proc = nox("-l", tmp=tmp_path, noxfile=repo / "noxfile.py")
+    assert proc.returncode != 0
+    assert "'paths' must be a non-empty list of test paths" in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr

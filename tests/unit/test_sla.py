@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from goldenpath.clock import ClockOffset, PingSample, estimate_offset, parse_server_time
-from goldenpath.config import Sla
-from goldenpath.events import Event, Run
-from goldenpath.sla import SlaRecorder, delivery_ns, first_event_ns, parse_gate, tool_durations_ns
+from goldenpath.core.settings import Sla
+from goldenpath.protocol.clock import ClockOffset, PingSample, estimate_offset, parse_server_time
+from goldenpath.protocol.events import Event, Run
+from goldenpath.protocol.sla import SlaRecorder, delivery_ns, first_event_ns, parse_gate, tool_durations_ns
 
 MS = 1_000_000  # nanoseconds
 SLA = Sla(ws_connect_ms=2000, first_event_ms=5000, tool_result_ms=30000, event_delivery_ms=500,

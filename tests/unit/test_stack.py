@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from goldenpath import stack
-from goldenpath.config import Settings, load_settings
-from goldenpath.probes import port_is_open
-from goldenpath.target import ensure_target, target_answers
-from goldenpath.testing import free_port
+from goldenpath.core import stack
+from goldenpath.core.errors import StackError
+from goldenpath.core.http import free_port, port_is_open
+from goldenpath.core.settings import Settings, load_settings
+from goldenpath.core.target import ensure_target, target_answers
 
 REPO = Path(__file__).resolve().parents[2]
 STANDIN = Path(__file__).with_name("standin_stack.py")
@@ -92,21 +92,21 @@ def test_a_target_that_answers_is_used_as_it_is(tmp_path: Path) -> None:
 
 def test_a_remote_target_that_does_not_answer_is_never_started(tmp_path: Path) -> None:
     settings = settings_on_free_ports(BACKEND_URL="http://staging.invalid:8000")
-    with pytest.raises(stack.StackError, match=r"^target http://staging.invalid:8000 does not answer"), \
+    with pytest.raises(StackError, match=r"^target http://staging.invalid:8000 does not answer"), \
             ensure_target(settings, spec=standin_spec(settings, tmp_path)):
         pass
 
 
 def test_autostart_can_be_switched_off(tmp_path: Path) -> None:
     settings = settings_on_free_ports(GOLDENPATH_AUTOSTART="0")
-    with pytest.raises(stack.StackError, match="GOLDENPATH_AUTOSTART=0"), \
+    with pytest.raises(StackError, match="GOLDENPATH_AUTOSTART=0"), \
             ensure_target(settings, spec=standin_spec(settings, tmp_path)):
         pass
 
 
 def test_a_crash_at_start_names_the_exit_code_and_the_log_line(tmp_path: Path) -> None:
     settings = settings_on_free_ports()
-    with pytest.raises(stack.StackError) as err:
+    with pytest.raises(StackError) as err:
         stack.start(standin_spec(settings, tmp_path, STANDIN_CRASH="1"))
     assert "exited with code 3 while starting: standin: cannot open the database: disk full" in str(err.value)
 
@@ -117,7 +117,7 @@ def test_a_taken_port_is_named_before_anything_starts(tmp_path: Path) -> None:
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
-        with pytest.raises(stack.StackError, match=rf"port {port} on 127.0.0.1 is already taken"):
+        with pytest.raises(StackError, match=rf"port {port} on 127.0.0.1 is already taken"):
             stack.start(standin_spec(settings, tmp_path))
     assert not (tmp_path / "state" / "stack.pid").exists()
 

@@ -1,1 +1,0 @@
-"""nox sessions, one module per validation layer: wiring only (deps, profile, pytest args)."""
