@@ -180,6 +180,32 @@ SPECS: tuple[SettingSpec, ...] = (
                 "Pid file, log and data of the background stack started by `invoke stack.up`."),
     SettingSpec("GOLDENPATH_LAYER", None, _text,
                 "The layer a test run belongs to (set by its nox session; names its report)."),
+    SettingSpec("GOLDENPATH_APP_ROOT", None, _text,
+                "The application's repository: the collection audit and auth.ports work there."),
+    SettingSpec("GOLDENPATH_APP_PYTHON", None, _text,
+                "The application's interpreter (or venv) the collection audit runs pytest with."),
+    SettingSpec("MULTI_USER_USERS", None, _positive_int,
+                "Simulated users of the multi-user layer; default twice SLA_CONCURRENT_USERS."),
+    SettingSpec("MULTI_USER_MESSAGES", "12", _positive_int,
+                "Messages each simulated user of the multi-user layer sends."),
+    SettingSpec("LOAD_ALLOWED", "0", _boolean,
+                "Allow load beyond SLA_CONCURRENT_USERS users, or any load on a non-loopback target."),
+    SettingSpec("GOLDENPATH_LOAD_MAX_USERS", "5000", _positive_int,
+                "Hard cap on simulated users of one load run, whatever else is set."),
+    SettingSpec("GOLDENPATH_LOAD_MAX_DURATION_S", "900", _positive,
+                "Hard cap on one load run's duration, seconds."),
+    SettingSpec("GOLDENPATH_TREND_MAX_RATIO", "2.0", _positive,
+                "Bound: p95 of the last fifth of runs over the p95 of the first fifth."),
+    SettingSpec("GOLDENPATH_MEMORY_SLOPE_KB", "4", _positive,
+                "Bound: the target's resident memory growth per run, KiB (fitted slope)."),
+    SettingSpec("GOLDENPATH_METRICS_URL", None, _url("http", "https"),
+                "A remote target's metrics URL (Prometheus text) to read its memory from."),
+    SettingSpec("GOLDENPATH_BASELINE", None, _text,
+                "The run reports compare against: a report JSON file, or 'previous'."),
+    SettingSpec("GOLDENPATH_HISTORY_KEEP", "20", _positive_int,
+                "How many runs' reports are kept under <reports>/history/."),
+    SettingSpec("SLA_REGRESSION_PCT", None, _positive,
+                "Bound: a p95 more than this % above the baseline's fails the layer (off when unset)."),
     SettingSpec("JWT_ISSUER", None, _text,
                 "The `iss` claim the deployment issues; tokens with another are refused."),
     SettingSpec("JWT_AUDIENCE", None, _text,
@@ -257,6 +283,24 @@ class Settings:
     @property
     def layer(self) -> str | None:
         return self.values.get("GOLDENPATH_LAYER")
+
+    @property
+    def app_root(self) -> Path | None:
+        raw = self.values.get("GOLDENPATH_APP_ROOT")
+        return (self.root / raw).resolve() if raw else None
+
+    @property
+    def load_allowed(self) -> bool:
+        return is_true(self.values["LOAD_ALLOWED"])
+
+    @property
+    def multi_user_users(self) -> int:
+        raw = self.values.get("MULTI_USER_USERS")
+        return int(raw) if raw else 2 * self.sla.concurrent_users
+
+    @property
+    def multi_user_messages(self) -> int:
+        return int(self.values["MULTI_USER_MESSAGES"])
 
     @property
     def sla(self) -> Sla:
