@@ -200,6 +200,8 @@ def _announce(settings: Settings, roles: tuple[str, ...], services: Services) ->
         log.warning("JWT_SECRET_KEY is shorter than 32 bytes, below the HS256 recommendation")
     if settings.faults.active:
         log.warning("FAULT INJECTION ACTIVE: REFSTACK_FAULTS=%s", settings.faults.spec)
+    if settings.variants.active:
+        log.info("healthy variants: REFSTACK_VARIANTS=%s", settings.variants.spec)
 
 
 def _configure_logging(settings: Settings) -> None:

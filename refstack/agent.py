@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from refstack.analytics import Analytics
-from refstack.clock import iso_ms
-from refstack.faults import Faults
-from refstack.hub import Hub
+from refstack.faults import LATENCY_CREEP_CAP_MS, Faults
+from refstack.hub import Hub, Route
 from refstack.store import Message, Store, StoreUnavailable
+from refstack.variants import Variants
 
 log = logging.getLogger("refstack.agent")
 
@@ -41,6 +41,15 @@ MULTI_STEP_TOOLS = 3
 
 # Fault memory_leak: grows with every run and is never freed, on purpose.
 LEAKED: list[bytes] = []
+# Fault memory_creep: grows with every completed run and is never freed, on purpose.
+CREPT: list[bytearray] = []
+
+# Faults error_result and blank_result: what agent_completed carries instead of the answer.
+ERROR_RESULT: dict[str, Any] = {"status": "error", "error": "tool failed"}
+BLANK_RESULT = "   "
+
+# A frame as sent (its JSON text) and as built (for the leak_rewrite fault).
+Frame = tuple[str, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,16 @@ class Run:
     message_id: str
     text: str
     received: float  # time.monotonic() when the user_message arrived
+    origin: str | None = None  # connection_id of the socket the user_message came from
+
+
+@dataclass
+class _Live:
+    """One run in flight: where its events go, and (fault stale_replay) what was sent."""
+
+    run: Run
+    route: Route
+    frames: list[Frame] | None = None
 
 
 def tool_plan(text: str, configured: int) -> list[str]:
@@ -73,6 +92,7 @@ class Agent:
         store: Store,
         analytics: Analytics | None,
         faults: Faults,
+        variants: Variants,
         tools: int,
         step_delay_ms: float,
     ) -> None:
@@ -80,37 +100,60 @@ class Agent:
         self._store = store
         self._analytics = analytics
         self._faults = faults
+        self._variants = variants
         self._tools = tools
         self._delay = step_delay_ms / 1000.0
+        self._runs_served = 0  # fault latency_creep
+        self._last_run: dict[str, list[Frame]] = {}  # fault stale_replay: user -> frames sent
 
     async def run(self, run: Run) -> None:
+        live = _Live(run, self._hub.route(run.user_id, run.origin))
         try:
-            await self._steps(run)
+            previous = self._last_run.get(run.user_id) if self._faults.stale_replay else None
+            if previous is not None:
+                await self._replay(live, previous)
+            else:
+                await self._steps(live)
         except asyncio.CancelledError:
             raise
         except StoreUnavailable as exc:
-            await self._emit(run, "agent_error", {"error_message": f"storage unavailable: {exc}"})
+            await self._emit(live, "agent_error", {"error_message": f"storage unavailable: {exc}"})
         except Exception as exc:
             log.exception("run %s failed", run.run_id)
-            await self._emit(run, "agent_error", {"error_message": f"agent failed: {exc}"})
+            await self._emit(live, "agent_error", {"error_message": f"agent failed: {exc}"})
 
     async def fail(self, run: Run, message: str) -> None:
         """A run that cannot start (storage down): agent_error and nothing else."""
-        await self._emit(run, "agent_error", {"error_message": message})
+        live = _Live(run, self._hub.route(run.user_id, run.origin))
+        await self._emit(live, "agent_error", {"error_message": message})
 
-    async def _steps(self, run: Run) -> None:
+    async def _replay(self, live: _Live, frames: list[Frame]) -> None:
+        """Fault stale_replay: the user's previous run again, frame for frame, as it was sent."""
+        for text, event in frames:
+            await self._pause()
+            await self._hub.deliver(live.route, text, event)
+
+    async def _steps(self, live: _Live) -> None:
+        run = live.run
         faults = self._faults
         if faults.memory_leak_kb:
             LEAKED.append(b"\x01" * (faults.memory_leak_kb * 1024))
+        if faults.stale_replay:
+            live.frames = []
+        if faults.latency_creep_ms:
+            self._runs_served += 1
+            creep_ms = min(self._runs_served * faults.latency_creep_ms, LATENCY_CREEP_CAP_MS)
+            await asyncio.sleep(creep_ms / 1000)
         if faults.slow_first_event_ms:
             await asyncio.sleep(faults.slow_first_event_ms / 1000)
 
         preview = run.text[:200]
         tools = tool_plan(run.text, self._tools)
-        await self._emit(run, "agent_started", {"status": "started", "user_request": preview})
+        await self._emit(live, "agent_started", {"status": "started", "user_request": preview})
 
         hold_next_thinking = faults.delay_event_ms is not None
         wrong_run_id_pending = faults.wrong_run_id
+        slow_tool = (self._variants.slow_tool_ms or 0) / 1000
         for step, tool in enumerate(tools, start=1):
             await self._pause()
             hold = 0.0
@@ -118,7 +161,7 @@ class Agent:
                 hold = (faults.delay_event_ms or 0) / 1000
                 hold_next_thinking = False
             thought = f"Step {step} of {len(tools)}: using {tool}"
-            await self._emit(run, "agent_thinking", {"thought": thought, "step": step}, hold=hold)
+            await self._emit(live, "agent_thinking", {"thought": thought, "step": step}, hold=hold)
 
             await self._pause()
             started = time.monotonic()
@@ -128,12 +171,15 @@ class Agent:
                 other_run_id = str(uuid.uuid4())
                 wrong_run_id_pending = False
             if faults.reorder_tools:
-                await self._completed(run, tool, step, started, other_run_id)
-                await self._emit(run, "tool_executing", executing, tool_name=tool)
+                await self._completed(live, tool, step, started, other_run_id)
+                await self._emit(live, "tool_executing", executing, tool_name=tool)
             else:
-                await self._emit(run, "tool_executing", executing, tool_name=tool)
+                await self._emit(live, "tool_executing", executing, tool_name=tool)
                 await self._pause()
-                await self._completed(run, tool, step, started, other_run_id)
+                if slow_tool:
+                    # Variant slow_tool: the tool itself takes a while (healthy, within the SLA).
+                    await asyncio.sleep(slow_tool)
+                await self._completed(live, tool, step, started, other_run_id)
 
         if faults.never_complete:
             return
@@ -143,25 +189,40 @@ class Agent:
         await self._store.add_message(
             run.thread_id, Message("assistant", answer, str(uuid.uuid4()), run.run_id, time.time())
         )
+        result: Any = answer
+        if faults.error_result:
+            result = dict(ERROR_RESULT)
+        elif faults.blank_result:
+            result = BLANK_RESULT
         completed = {
-            "result": answer,
+            "result": result,
             "status": "success",
             "tools_used": tools,
             "duration_ms": round((time.monotonic() - run.received) * 1000, 3),
         }
-        await self._emit(run, "agent_completed", completed)
+        await self._emit(live, "agent_completed", completed)
         if faults.duplicate_completed:
-            await self._emit(run, "agent_completed", completed)
+            await self._emit(live, "agent_completed", completed)
+        if live.frames is not None:
+            self._last_run[run.user_id] = live.frames
+        if faults.memory_creep_kb:
+            # bytearray repetition writes every byte, so the pages really count in RSS.
+            CREPT.append(bytearray(b"\x01") * (faults.memory_creep_kb * 1024))
+        if faults.late_event_ms is not None:
+            # The injected defect itself: one more frame of the run after its agent_completed.
+            await asyncio.sleep(faults.late_event_ms / 1000)
+            late = {"thought": "one more thought after completing", "step": len(tools) + 1}
+            await self._emit(live, "agent_thinking", late)
 
-    async def _completed(self, run: Run, tool: str, step: int, started: float, run_id: str | None) -> None:
+    async def _completed(self, live: _Live, tool: str, step: int, started: float, run_id: str | None) -> None:
         data = {
             "tool_name": tool,
             "step": step,
             "status": "success",
-            "result": {"summary": f"{tool} processed {len(run.text)} characters", "items": step},
+            "result": {"summary": f"{tool} processed {len(live.run.text)} characters", "items": step},
             "duration_ms": round((time.monotonic() - started) * 1000, 3),
         }
-        await self._emit(run, "tool_completed", data, tool_name=tool, run_id=run_id)
+        await self._emit(live, "tool_completed", data, tool_name=tool, run_id=run_id)
 
     async def _pause(self) -> None:
         if self._delay > 0:
@@ -169,7 +230,7 @@ class Agent:
 
     async def _emit(
         self,
-        run: Run,
+        live: _Live,
         event_type: str,
         data: dict[str, Any],
         *,
@@ -179,7 +240,9 @@ class Agent:
     ) -> None:
         if event_type in self._faults.drop:
             return
-        epoch = time.time()
+        run = live.run
+        variants = self._variants
+        epoch = variants.now()
         event: dict[str, Any] = {
             "type": event_type,
             "run_id": run_id or run.run_id,
@@ -187,17 +250,21 @@ class Agent:
             "user_id": run.user_id,
             "message_id": run.message_id,
             "agent_name": AGENT_NAME,
-            "timestamp": iso_ms(epoch),
+            "timestamp": variants.stamp(epoch),
             "data": data,
         }
         if tool_name is not None:
             event["tool_name"] = tool_name
+        if variants.extra_fields:
+            variants.decorate(event)
         text = json.dumps(event, separators=(",", ":"))
         if hold:
             # Fault delay_event: the timestamp above is already taken, so the client sees
             # a delivery latency of at least `hold`.
             await asyncio.sleep(hold)
-        await self._hub.deliver(run.user_id, text, event)
+        await self._hub.deliver(live.route, text, event)
+        if live.frames is not None:
+            live.frames.append((text, event))
         if self._analytics is not None:
             self._analytics.record(
                 epoch,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from refstack.faults import FaultError, Faults, parse_faults
+from refstack.variants import VariantError, Variants, parse_variants
 
 # Documented, deliberately public: it only ever signs tokens in local mode, where anyone
 # running the stack is its only user. Production mode refuses to start without a real key.
@@ -70,6 +71,7 @@ class Settings:
     max_frame_bytes: int
     max_body_bytes: int
     access_log: bool
+    variants: Variants = field(default_factory=Variants)
 
     @property
     def production(self) -> bool:
@@ -107,6 +109,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(str(exc)) from None
     if faults.active and mode == "production":
         raise SettingsError("REFSTACK_FAULTS is refused when REFSTACK_MODE=production")
+    try:
+        # Healthy behaviour, so allowed in every mode.
+        variants = parse_variants(env.get("REFSTACK_VARIANTS"))
+    except VariantError as exc:
+        raise SettingsError(str(exc)) from None
 
     auth = _listen_address("AUTH_SERVICE_URL", get("AUTH_SERVICE_URL") or DEFAULT_AUTH_URL)
     backend = _listen_address("BACKEND_URL", get("BACKEND_URL") or DEFAULT_BACKEND_URL)
@@ -145,6 +152,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_frame_bytes=_int(get, "REFSTACK_MAX_FRAME_BYTES", 65536, minimum=1024),
         max_body_bytes=_int(get, "REFSTACK_MAX_BODY_BYTES", 65536, minimum=1024),
         access_log=(get("REFSTACK_ACCESS_LOG") or "0").lower() in ("1", "true", "yes", "on"),
+        variants=variants,
     )
 
 

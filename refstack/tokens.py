@@ -42,6 +42,10 @@ class TokenService:
         self._audience = settings.jwt_audience
         self.access_ttl = settings.access_ttl
         self.refresh_ttl = settings.refresh_ttl
+        # Faults accept_wrong_issuer / accept_wrong_audience: every verification skips that
+        # check (WebSocket, REST and the auth service alike), the claim must still be present.
+        self._verify_iss = not settings.faults.accept_wrong_issuer
+        self._verify_aud = not settings.faults.accept_wrong_audience
 
     @staticmethod
     def new_session_id() -> str:
@@ -92,6 +96,8 @@ class TokenService:
                 options={
                     "require": ["sub", "exp", "iat", "jti", "iss", "aud"],
                     "verify_exp": not allow_expired,
+                    "verify_iss": self._verify_iss,
+                    "verify_aud": self._verify_aud,
                 },
             )
         except jwt.ExpiredSignatureError:
