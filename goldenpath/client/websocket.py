@@ -3,13 +3,22 @@ and pings, and collect each run's events with their receive times.
 
 Built to carry a multi-user runner (thousands of connections in one process): one reader
 task per connection decodes each frame once (``json.loads``, never re-encoded, no per-event
-logging) and routes it to its run, found by ``run_id`` once known and by ``message_id``
-until then. Frames that belong to no run of this connection (another socket's runs of the
-same user, or a leak) are kept in ``Connection.stray``; error frames that name no message
-wait in ``next_error()``.
+logging), hands it to the connection's observers (``add_observer``: every frame, in arrival
+order, e.g. for a per-user ledger) and routes it to its run, found by ``run_id`` once known
+and by ``message_id`` until then. A frame of a run that already ended is still routed to that
+run, where the contract sees it as late. Frames that belong to no run of this connection
+(another socket's runs of the same user, or a leak) are kept in ``Connection.stray``.
 
-Every call is bounded (``timeout_s``, the profile's GOLDENPATH_TIMEOUT_S by default) and
-fails with one of goldenpath.core.errors' exceptions, whose message never shows a token.
+An ``error_message`` need not carry a ``message_id`` (docs/protocol.md 7.2). One that names no
+message goes to the only message of this socket still waiting for its first frame, when that is
+unambiguous (exactly one such message, and no frame sent through ``send_raw`` still possibly
+unanswered); otherwise it waits in ``next_error()``.
+
+Bounds: a single network call (connect, send, ping, close) is bounded by ``timeout_s``, the
+profile's GOLDENPATH_TIMEOUT_S by default; a wait on a run by the run's service-level deadline
+(goldenpath.protocol.sla.run_deadline_s), never by the per-call timeout. ``drain()`` ends a
+connection by reading it until the server completes the close, so nothing sent late is missed.
+Failures are goldenpath.core.errors' exceptions, whose messages never show a token.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import socket
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -47,15 +57,24 @@ from goldenpath.core.errors import (
     Unreachable,
 )
 from goldenpath.core.masking import mask_text, mask_url
-from goldenpath.core.settings import Settings
-from goldenpath.protocol.clock import ClockOffset, PingSample, estimate_offset, parse_server_time
+from goldenpath.core.settings import Settings, Sla
+from goldenpath.protocol.clock import ClockOffset, PingSample, estimate_offset, parse_server_stamp
 from goldenpath.protocol.contract import PROTOCOL, TRANSPORTS, Contract
 from goldenpath.protocol.events import Event, Run
+from goldenpath.protocol.sla import PROTOCOL_SLA, run_deadline_s
+
+# Sees every frame a connection receives: the decoded frame as an Event, and its raw text.
+Observer = Callable[[Event, str], None]
 
 _SHOWN_BYTES = 60
 _POLICY_VIOLATION = 1008
 _HTTP10_STATUS = re.compile(r"expected HTTP/1\.1: HTTP/1\.0 (\d{3})\b")
 _TOKEN_CHARS = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_ABNORMAL_CLOSURE = 1006  # websockets' close code when no close frame came back
+
+
+def _text(raw: str | bytes) -> str:
+    return raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
 
 
 def _head(raw: str | bytes) -> bytes:
@@ -110,12 +129,16 @@ async def connect(
     user_id: str | None = None,
     compression: str | None = "deflate",
     max_size: int | None = 2**20,
+    sla: Sla = PROTOCOL_SLA,
+    observers: Iterable[Observer] = (),
 ) -> Connection:
     """Open a WebSocket and wait for connection_established.
 
     ``token`` None connects without credentials (to see the refusal). ``user_id``, when
     known, must match the user connection_established names. The connection time runs from
     starting the upgrade (TCP connect included) to receiving connection_established.
+    ``sla`` sets the deadline of every run waited for on the connection; ``observers`` see
+    every frame from connection_established on.
     """
     target, headers, subprotocols = credentials(url, token, transport, contract)
     where = mask_url(url)
@@ -149,7 +172,7 @@ async def connect(
         await _abandon(ws)
         raise
     connection_id = received.frame["data"].get("connection_id")
-    return Connection(
+    connection = Connection(
         ws,
         where=where,
         transport=transport,
@@ -159,7 +182,12 @@ async def connect(
         user_id=owner,
         connection_id=connection_id if isinstance(connection_id, str) else None,
         timeout_s=timeout_s,
+        sla=sla,
+        established_raw=_text(raw),
     )
+    for observer in observers:
+        connection.add_observer(observer)
+    return connection
 
 
 async def _upgrade(
@@ -289,6 +317,8 @@ class Connection:
         user_id: str,
         connection_id: str | None,
         timeout_s: float = 10.0,
+        sla: Sla = PROTOCOL_SLA,
+        established_raw: str = "",
     ) -> None:
         self.where = where
         self.transport = transport
@@ -298,11 +328,17 @@ class Connection:
         self.user_id = user_id
         self.connection_id = connection_id
         self.timeout_s = timeout_s
+        self.sla = sla
         self.stray: list[Event] = []
         self.clock: ClockOffset | None = None
         self._ws = ws
+        self._established_raw = established_raw
+        self._observers: list[Observer] = []
+        self._frames_read = 0  # frames the reader got after connection_established
         self._by_message_id: dict[str, Run] = {}
         self._by_run_id: dict[str, Run] = {}
+        self._unstarted: dict[str, Run] = {}  # sent, no frame yet: what an unnamed error can answer
+        self._raw_unanswered = 0  # frames sent with send_raw that an unnamed error may still answer
         self._pings: deque[asyncio.Future[Event]] = deque()
         self._errors: asyncio.Queue[Event | GoldenPathError] = asyncio.Queue()
         self._failure: GoldenPathError | None = None
@@ -324,6 +360,28 @@ class Connection:
         """Why the connection stopped reading (closed, garbage), None while it is healthy."""
         return self._failure
 
+    def add_observer(self, observer: Observer) -> None:
+        """Have ``observer(event, raw_text)`` called for every frame this connection receives.
+
+        It gets connection_established at once, then every later frame in arrival order, pongs
+        and frames of no run included, before the frame is routed; late frames read by
+        ``drain()`` too. Observers must be added before anything was read (right after connect,
+        before awaiting): one that missed frames could not vouch for them, so that is refused.
+        An observer that raises stops the connection's reader (a bug, surfaced as ProtocolError).
+        """
+        if self._frames_read:
+            raise RuntimeError(
+                f"{self.where}: observer added after {self._frames_read} frame(s) were read; add it "
+                "right after connecting (or pass observers= to connect)"
+            )
+        self._observers.append(observer)
+        observer(self.established, self._established_raw)
+
+    def run_deadline_s(self, run: Run) -> float:
+        """Seconds from sending that ``run`` may take: the service levels for the tools it started."""
+        started = sum(1 for event in run.events if event.type == self.contract.tool_executing)
+        return run_deadline_s(self.sla, tools=max(1, started))
+
     async def send_message(
         self, text: str, *, thread_id: str | None = None, message_id: str | None = None,
         timeout_s: float | None = None,
@@ -334,24 +392,37 @@ class Connection:
             raise ValueError(f"message_id {message_id} was already sent on this connection")
         payload = {"text": text, "thread_id": thread_id, "message_id": message_id}
         data = json.dumps({"type": self.contract.user_message, "payload": payload})
-        run = Run(message_id, text, thread_id, 0, 0, where=self.where)
+        run = Run(message_id, text, thread_id, 0, 0, where=self.where, allowance=self.run_deadline_s)
         # Registered before sending: the first event can arrive before send() returns.
         self._by_message_id[message_id] = run
+        self._unstarted[message_id] = run
         run.sent_mono_ns = time.perf_counter_ns()
         run.sent_wall_ns = time.time_ns()
-        await self.send_raw(data, timeout_s=timeout_s)
+        await self._send(data, timeout_s=timeout_s)
         return run
 
     async def ask(
         self, text: str, *, thread_id: str | None = None, message_id: str | None = None,
-        timeout_s: float | None = None, settle_s: float = 0.0,
+        timeout_s: float | None = None,
     ) -> Run:  # fmt: skip
-        """Send a user_message and wait for its run to end (see Run.wait)."""
+        """Send a user_message and wait for its run to end (see Run.wait).
+
+        The wait is the run's service-level deadline; ``timeout_s``, when given, bounds the
+        send and the wait instead (a test that expects an early end).
+        """
         run = await self.send_message(text, thread_id=thread_id, message_id=message_id, timeout_s=timeout_s)
-        return await run.wait(self._timeout(timeout_s), settle_s=settle_s)
+        return await run.wait(timeout_s)
 
     async def send_raw(self, data: str | bytes, *, timeout_s: float | None = None) -> None:
-        """Send one frame as given (tests of malformed input use it directly)."""
+        """Send one frame as given (tests of malformed input use it directly).
+
+        Its answer, if any, is unknown to the client, so until an error that names no message
+        came back for it, such an error is not attributed to a waiting message (next_error).
+        """
+        self._raw_unanswered += 1
+        await self._send(data, timeout_s=timeout_s)
+
+    async def _send(self, data: str | bytes, *, timeout_s: float | None = None) -> None:
         if self._failure is not None:
             raise type(self._failure)(str(self._failure))
         timeout_s = self._timeout(timeout_s)
@@ -371,7 +442,7 @@ class Connection:
         answer: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
         self._pings.append(answer)
         sent_mono, sent_wall = time.perf_counter_ns(), time.time_ns()
-        await self.send_raw(json.dumps({"type": self.contract.ping}), timeout_s=timeout_s)
+        await self._send(json.dumps({"type": self.contract.ping}), timeout_s=timeout_s)
         try:
             async with asyncio.timeout(timeout_s):
                 pong = await answer
@@ -380,13 +451,13 @@ class Connection:
                 f"no {self.contract.pong} within {timeout_s:g}s from {self.where}"
             ) from None
         stamp = pong.frame.get("timestamp")
-        server_ns = parse_server_time(stamp)
-        if server_ns is None:
+        server = parse_server_stamp(stamp)
+        if server is None:
             raise ProtocolError(
-                f"{self.where}: {self.contract.pong} timestamp {str(stamp)[:40]!r} is not ISO 8601 UTC "
-                "with milliseconds"
+                f"{self.where}: {self.contract.pong} timestamp {str(stamp)[:40]!r} is not ISO 8601 in UTC "
+                "(Z or +00:00)"
             )
-        return PingSample(sent_mono, sent_wall, pong.mono_ns, server_ns)
+        return PingSample(sent_mono, sent_wall, pong.mono_ns, server.ns, server.resolution_ns)
 
     async def sync_clock(self, samples: int = 8, *, timeout_s: float | None = None) -> ClockOffset:
         """Estimate the server clock's offset from sequential pings; kept in ``self.clock``."""
@@ -412,14 +483,40 @@ class Connection:
             raise type(item)(str(item))
         return item
 
+    async def drain(self, deadline_s: float) -> None:
+        """Close our side, and read until the server completes the close handshake.
+
+        Every frame that arrives meanwhile (a run's late frames included) goes to the observers
+        and to its run, as any frame does, so check runs after draining, not before. No sleep:
+        the server's close frame is what says nothing more will come. Raises GoldenPathTimeout
+        when the handshake is not completed within ``deadline_s`` (the socket is then dropped).
+        A connection that had already ended (``failure`` set) has nothing left to read: no error.
+        """
+        ended = self._failure is not None
+        if not await self._shutdown(deadline_s) and not ended:
+            raise GoldenPathTimeout(
+                f"{self.where} did not complete the close handshake within {deadline_s:g}s "
+                f"({self._frames_read} frame(s) read on this connection)"
+            )
+
     async def close(self) -> None:
+        """Close, reading what arrives until the server's close (see drain), within the per-call timeout."""
+        await self._shutdown(self.timeout_s)
+
+    async def _shutdown(self, deadline_s: float) -> bool:
+        """True when the server completed the close handshake within the deadline."""
         self._closing = True
+        # websockets waits close_timeout for the server's close frame before dropping the
+        # socket; the deadline is ours to choose, not the 2 s set for an ordinary close.
+        self._ws.close_timeout = deadline_s
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout(deadline_s):
                 await self._ws.close()
-                await self._reader
+                await self._reader  # ends once every frame received before the close was read
         except TimeoutError:
             self._reader.cancel()
+            return False
+        return self._ws.close_code not in (None, _ABNORMAL_CLOSURE)
 
     async def __aenter__(self) -> Connection:
         return self
@@ -433,13 +530,19 @@ class Connection:
         return self.timeout_s if timeout_s is None else timeout_s
 
     async def _read(self) -> None:
-        recv, route, where = self._ws.recv, self._route, self.where
+        recv, route, where, observers = self._ws.recv, self._route, self.where, self._observers
         mono, wall = time.perf_counter_ns, time.time_ns
         try:
             while True:
                 raw = await recv()
                 received_mono, received_wall = mono(), wall()
-                route(Event(decode_frame(raw, where), received_mono, received_wall))
+                self._frames_read += 1
+                event = Event(decode_frame(raw, where), received_mono, received_wall)
+                if observers:
+                    text = _text(raw)
+                    for observer in observers:
+                        observer(event, text)
+                route(event)
         except ConnectionClosed as exc:
             if self._closing:
                 self._fail(ConnectionLost(f"connection to {where} closed by the client"))
@@ -478,15 +581,35 @@ class Connection:
                 if run is not None and run.run_id is None and type(run_id) is str:
                     run.run_id = run_id
                     self._by_run_id[run_id] = run
-        if run is None:
-            if kind == self.contract.error_message:
+        if run is None and kind == self.contract.error_message:
+            run = self._refused_run(frame)
+            if run is None:
                 self._errors.put_nowait(event)
-            else:
-                self.stray.append(event)
+                return
+        if run is None:
+            self.stray.append(event)
             return
+        if not run.events:
+            self._unstarted.pop(run.message_id, None)
         run.events.append(event)
         if kind in self._ending:
             run.finish(event)
+
+    def _refused_run(self, frame: dict[str, Any]) -> Run | None:
+        """The run an error_message naming no message of ours answers, when unambiguous.
+
+        An error without message_id (allowed, 7.2) answers a refused frame; a refusal comes
+        instead of the run's first frame (a run that fails later ends with agent_error). So it
+        is the sole message still waiting for its first frame, unless a raw frame may be what
+        it answers. Otherwise None: it waits in next_error(), matched to a raw frame.
+        """
+        named = frame.get("message_id")
+        if isinstance(named, str) and named:
+            return None  # it names a message, just not one sent here (raw frames carry their own)
+        if self._raw_unanswered or len(self._unstarted) != 1:
+            self._raw_unanswered = max(0, self._raw_unanswered - 1)
+            return None
+        return next(iter(self._unstarted.values()))
 
     def _fail(self, error: GoldenPathError) -> None:
         self._failure = error
@@ -523,16 +646,18 @@ class GoldenPathClient:
 
     async def connect(
         self, tokens: Tokens | str | None, *, transport: str | None = None,
-        timeout_s: float | None = None,
+        timeout_s: float | None = None, observers: Iterable[Observer] = (),
     ) -> Connection:  # fmt: skip
-        """Connect as the tokens' user, by the given transport (the contract's first by default)."""
+        """Connect as the tokens' user, by the given transport (the contract's first by default),
+        with the profile's service levels bounding every run waited for."""
         token = tokens.access_token if isinstance(tokens, Tokens) else tokens
         user_id = tokens.user_id if isinstance(tokens, Tokens) else None
         timeout = self.timeout_s if timeout_s is None else timeout_s
         return await connect(
             self.settings.websocket_url, token,
             transport=transport or self.contract.auth_transports[0],
-            timeout_s=timeout, contract=self.contract, user_id=user_id,
+            timeout_s=timeout, contract=self.contract, user_id=user_id, sla=self.settings.sla,
+            observers=observers,
         )  # fmt: skip
 
     async def aclose(self) -> None:

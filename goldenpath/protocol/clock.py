@@ -1,18 +1,27 @@
 """Server timestamps, and the server clock's offset from this machine's, estimated from pings.
 
-The estimate is NTP's: a ping leaves at local wall time ``t_send``, the pong carries the
-server's ``timestamp`` and is back after ``rtt`` (measured on the monotonic clock, so a
-wall-clock step cannot distort it). Assuming the pong was stamped half-way,
+A server timestamp (docs/protocol.md 7.2) is ISO 8601 in UTC with no fraction or a fraction
+of any length, ending in ``Z`` or ``+00:00``. It is parsed to integer nanoseconds, with its
+**resolution**: the digits present say how precise it is (1 s without a fraction, 1 ms with
+three digits, 1 ns with nine). A stamp of resolution ``r`` denotes an instant in
+``[stamp, stamp + r)`` (6.1): servers truncate, they do not round up.
 
-    offset = server_ts - (t_send + rtt / 2)        (server clock minus local wall clock)
+The offset estimate is the protocol's (6.1), NTP's: a ping leaves at local wall time
+``t_send``, the pong carries the server's ``timestamp`` and is back after ``rtt`` (measured on
+the monotonic clock, so a wall-clock step cannot distort it). Assuming the pong was stamped
+half-way,
 
-and the stamp really happened somewhere within the round trip, so the error is at most
-``rtt / 2``, plus the timestamp's resolution (1 ms: the protocol's timestamps carry
-milliseconds, truncated or rounded). Of N pings the one with the smallest round trip is
-kept: it has the least room for queueing delay and path asymmetry.
+    offset = pong_stamp - (t_send + rtt / 2)        (server clock minus local wall clock)
 
-A server timestamp converted to local wall time is ``server_ts - offset``; a delivery
-latency is then ``local receipt - (server_ts - offset)``. The local wall clock is assumed
+Of N pings the one with the smallest round trip is kept: it has the least room for queueing
+delay and path asymmetry. The true offset lies in ``(offset - rtt/2, offset + rtt/2 + r_pong)``:
+using the start of the pong's stamp interval (not its middle) means a coarse pong can only make
+the offset look smaller, so delivery latencies computed with it can only look shorter by that,
+never longer (a coarse stamp must never make a healthy platform look late, 7.2).
+
+A server time on the local wall clock is ``server_ts - offset``; a delivery latency is
+``local receipt - (server_ts + r - offset)``: measured from the end of the event stamp's
+interval, again so that coarseness is credited to the platform. The local wall clock is assumed
 not to step between the sync and the measurement (a synchronised host slews, it does not step).
 """
 
@@ -23,22 +32,49 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-# ISO 8601, UTC, exactly three fraction digits: 2026-11-24T23:01:02.345Z (or +00:00).
-ISO_MS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}(?:Z|\+00:00)")
-TIMESTAMP_RESOLUTION_NS = 1_000_000
+# ISO 8601 extended format in UTC: 2026-11-24T23:01:02Z, .3, .345, .345678, .345678901, ... and
+# the same with +00:00. The fraction's length is free (7.2); -00:00 ("offset unknown", RFC 3339)
+# and any other offset are not UTC.
+ISO_UTC = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:Z|\+00:00)", re.ASCII
+)
+NS_PER_S = 1_000_000_000
+_FRACTION_DIGITS = 9  # nanoseconds: digits beyond these are below what an int of ns can hold
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_US = timedelta(microseconds=1)
+_ONE_S = timedelta(seconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTime:
+    """A parsed server timestamp: nanoseconds since the epoch and the stamp's resolution."""
+
+    ns: int
+    resolution_ns: int  # 10**(9 - fraction digits), at least 1: what one unit of the last digit is
+
+
+def parse_server_stamp(value: object) -> ServerTime | None:
+    """The timestamp with its resolution; None if it is not ISO 8601 in UTC (or not a date)."""
+    if not isinstance(value, str):
+        return None
+    match = ISO_UTC.fullmatch(value)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    try:
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    except ValueError:
+        return None  # well-shaped but impossible, e.g. month 13
+    fraction = (match.group(7) or "")[:_FRACTION_DIGITS]
+    digits = len(fraction)
+    fraction_ns = int(fraction.ljust(_FRACTION_DIGITS, "0")) if digits else 0
+    seconds = (moment - _EPOCH) // _ONE_S  # integer arithmetic: no float rounding
+    return ServerTime(seconds * NS_PER_S + fraction_ns, 10 ** (_FRACTION_DIGITS - digits))
 
 
 def parse_server_time(value: object) -> int | None:
-    """Nanoseconds since the epoch of an ISO 8601 UTC millisecond timestamp; None if it is not one."""
-    if not isinstance(value, str) or ISO_MS.fullmatch(value) is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None  # well-shaped but impossible, e.g. month 13
-    return ((moment - _EPOCH) // _ONE_US) * 1000
+    """Nanoseconds since the epoch of an ISO 8601 UTC timestamp (any precision); None if it is not one."""
+    stamp = parse_server_stamp(value)
+    return stamp.ns if stamp is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +85,7 @@ class PingSample:
     sent_wall_ns: int
     recv_mono_ns: int
     server_ns: int
+    resolution_ns: int = 1  # the pong stamp's resolution (1 ns: exact)
 
     @property
     def rtt_ns(self) -> int:
@@ -61,12 +98,23 @@ class PingSample:
 
 @dataclass(frozen=True)
 class ClockOffset:
-    """Server clock minus local wall clock, with the bound on its error."""
+    """Server clock minus local wall clock, with the bound on its error.
+
+    ``uncertainty_ns`` bounds the error both ways (half the round trip plus the pong stamp's
+    resolution). Only ``late_ns`` of it (half the round trip) can make the offset too large,
+    i.e. make a delivery look later than it was: the resolution part only errs the other way.
+    """
 
     offset_ns: int
     uncertainty_ns: int
     rtt_ns: int
     samples: int
+    resolution_ns: int = 0  # the chosen pong's stamp resolution, included in uncertainty_ns
+
+    @property
+    def late_ns(self) -> int:
+        """How much later than the truth a delivery computed with this offset can come out."""
+        return self.uncertainty_ns - self.resolution_ns
 
     def to_local_ns(self, server_ns: int) -> int:
         """A server time expressed on the local wall clock."""
@@ -81,9 +129,7 @@ class ClockOffset:
         )
 
 
-def estimate_offset(
-    samples: Sequence[PingSample], resolution_ns: int = TIMESTAMP_RESOLUTION_NS
-) -> ClockOffset | None:
+def estimate_offset(samples: Sequence[PingSample]) -> ClockOffset | None:
     """The offset from the smallest-RTT sample; None without samples (never a guess)."""
     usable = [s for s in samples if s.rtt_ns >= 0]
     if not usable:
@@ -91,7 +137,8 @@ def estimate_offset(
     best = min(usable, key=lambda s: s.rtt_ns)
     return ClockOffset(
         offset_ns=best.offset_ns,
-        uncertainty_ns=(best.rtt_ns + 1) // 2 + resolution_ns,
+        uncertainty_ns=(best.rtt_ns + 1) // 2 + best.resolution_ns,
         rtt_ns=best.rtt_ns,
         samples=len(usable),
+        resolution_ns=best.resolution_ns,
     )

@@ -48,6 +48,11 @@ class Code(StrEnum):
     FOREIGN_EVENT = "FOREIGN_EVENT"
     AGENT_ERROR = "AGENT_ERROR"
     REJECTED = "REJECTED"
+    ERROR_RESULT = "ERROR_RESULT"
+    # The per-user ledger's (goldenpath.protocol.ledger): replays, redelivery, another user's text.
+    STALE_REPLAY = "STALE_REPLAY"
+    DUPLICATE_DELIVERY = "DUPLICATE_DELIVERY"
+    FOREIGN_CANARY = "FOREIGN_CANARY"
 
 
 @dataclass(frozen=True)
@@ -228,6 +233,35 @@ def _absent(value: object) -> bool:
     return value is None or value == ""
 
 
+# A completion saying it failed (7.1): these statuses, case-insensitive, or a non-blank error.
+ERROR_STATUSES = frozenset(("error", "failed", "failure"))
+ERROR_KEYS = ("error", "errors")
+_SHOWN_RESULT = 80
+
+
+def _blank(value: object) -> bool:
+    """The protocol's blank: absent, null, empty or whitespace-only text, {} or []."""
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, Mapping | list | tuple):
+        return not value
+    return value is None
+
+
+def _error_marker(holder: object) -> str | None:
+    """Where a mapping says it failed (``status`` 'error', or a non-blank ``error``), else None."""
+    if not isinstance(holder, Mapping):
+        return None
+    status = holder.get("status")
+    if isinstance(status, str) and status.strip().lower() in ERROR_STATUSES:
+        return f"status {status!r}"
+    for key in ERROR_KEYS:
+        value = holder.get(key)
+        if value and not _blank(value):  # null, false, 0, "" and {} say "no error"
+            return f"{key} {str(value)[:_SHOWN_RESULT]!r}"
+    return None
+
+
 class _RunCheck:
     """One pass of the checks over one run; a class only to share the run's facts."""
 
@@ -297,10 +331,36 @@ class _RunCheck:
             missing.append("data (not an object)")
         if missing:
             self.add(Code.MISSING_FIELD, i, f"{self.where(i)} lacks {', '.join(missing)}")
+        if kind == c.agent_completed:
+            self.check_answer(i, frame, missing)
         stamp = frame.get("timestamp")
         if stamp is not None and parse_server_time(stamp) is None:
-            self.add(Code.BAD_TIMESTAMP, i,
-                     f"{self.where(i)} timestamp {str(stamp)[:40]!r} is not ISO 8601 UTC with milliseconds")
+            self.add(Code.BAD_TIMESTAMP, i, f"{self.where(i)} timestamp {str(stamp)[:40]!r} is not ISO 8601 "
+                                            "in UTC (Z or +00:00)")
+
+    def check_answer(self, i: int, frame: Mapping[str, Any], missing: list[str]) -> None:
+        """A completed run carries a real answer (7.1): not blank, and no error marker.
+
+        MISSING_FIELD already reported an answer that is absent, null or ""; ERROR_RESULT
+        covers the other blanks (whitespace, {}, []) and a completion that says it failed: in
+        its result (a mapping with an error status or error), in ``data`` or at the top level.
+        """
+        data = frame.get("data")
+        if not isinstance(data, Mapping):
+            return  # MISSING_FIELD: data not an object
+        answer_key = self.c.completed_data_fields[0] if self.c.completed_data_fields else None
+        result = data.get(answer_key) if answer_key else None
+        shown = repr(result)[:_SHOWN_RESULT]
+        if answer_key and f"data.{answer_key}" not in missing and _blank(result):
+            self.add(Code.ERROR_RESULT, i, f"{self.where(i)} data.{answer_key} is blank: {shown} "
+                                           "(a completed run carries an answer)")
+            return
+        for holder, named in ((result, f"data.{answer_key}"), (data, "data"), (frame, "the frame")):
+            marker = _error_marker(holder)
+            if marker is not None:
+                self.add(Code.ERROR_RESULT, i, f"{self.where(i)} says the run failed ({named} has {marker}); "
+                                               f"data.{answer_key} was {shown}")
+                return
 
     def check_ids(self, i: int, frame: Mapping[str, Any]) -> None:
         expected = (

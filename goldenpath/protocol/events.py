@@ -7,6 +7,8 @@ decoded frame (decoded once, never re-encoded) plus two integers.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +50,9 @@ class Run:
     # The frame that ended the run: agent_completed, agent_error or an error_message.
     terminal: Event | None = None
     failure: GoldenPathError | None = None
+    # Seconds from sending that the run may take, given what has arrived so far (a run that
+    # starts more tools is allowed more): the connection derives it from the service levels.
+    allowance: Callable[[Run], float] | None = field(default=None, repr=False)
     _done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @property
@@ -89,23 +94,48 @@ class Run:
             self.failure = error
             self._done.set()
 
-    async def wait(self, timeout_s: float, *, settle_s: float = 0.0) -> Run:
-        """Wait for the run's ending frame; ``settle_s`` then keeps collecting stragglers.
+    async def wait(self, timeout_s: float | None = None) -> Run:
+        """Wait for the run's ending frame, within its deadline (or ``timeout_s`` from now).
+
+        The deadline is ``allowance`` counted from sending, re-read whenever it is reached (a
+        tool that started meanwhile extends it), so a run is given what its service levels
+        allow, never a per-call network timeout. Frames that arrive after the ending one are
+        not waited for here: draining the connection (``Connection.drain``) collects them.
 
         Raises GoldenPathTimeout, or the connection's failure (ConnectionLost, ProtocolError).
         """
+        if timeout_s is not None:
+            await self._wait_for(timeout_s, f"within {timeout_s:g}s")
+        elif self.allowance is None:
+            raise ValueError(f"run of message {self.message_id}: no timeout given and no deadline known")
+        else:
+            await self._wait_until_deadline(self.allowance)
+        if self.failure is not None:
+            raise self.failure
+        return self
+
+    async def _wait_until_deadline(self, allowance: Callable[[Run], float]) -> None:
+        while not self._done.is_set():
+            allowed_s = allowance(self)
+            left_s = allowed_s - (time.perf_counter_ns() - self.sent_mono_ns) / 1e9
+            if left_s <= 0:
+                raise self._timeout(f"within its service-level deadline of {allowed_s:g}s after sending")
+            try:
+                async with asyncio.timeout(left_s):
+                    await self._done.wait()
+            except TimeoutError:
+                continue  # re-read the allowance: a tool that started meanwhile extends it
+
+    async def _wait_for(self, timeout_s: float, within: str) -> None:
         try:
             async with asyncio.timeout(timeout_s):
                 await self._done.wait()
         except TimeoutError:
-            last = f", the last {self.events[-1].type!r}" if self.events else ""
-            raise GoldenPathTimeout(
-                f"run of message {self.message_id} on {self.where} not finished within "
-                f"{timeout_s:g}s: {len(self.events)} event(s) received{last}"
-            ) from None
-        if self.failure is not None:
-            raise self.failure
-        if settle_s > 0:
-            # Frames after the ending one are contract violations, so give them a chance to arrive.
-            await asyncio.sleep(settle_s)
-        return self
+            raise self._timeout(within) from None
+
+    def _timeout(self, within: str) -> GoldenPathTimeout:
+        last = f", the last {self.events[-1].type!r}" if self.events else ""
+        return GoldenPathTimeout(
+            f"run of message {self.message_id} on {self.where} not finished {within}: "
+            f"{len(self.events)} event(s) received{last}"
+        )

@@ -21,12 +21,21 @@ message "event_delivery not measured (no clock offset) ...". A gate that quietly
 because nothing was measured would hide exactly the regressions it exists to catch; a
 caller that does not want delivery gated leaves it out of ``metrics``.
 
-Delivery uncertainty is the offset's (rtt_min/2 + 1 ms) plus the event timestamp's own
-1 ms resolution. A delivery value over the bound by less than that is still a failure
-(the measurement cannot clear it), but its message says the breach is within the clock
-uncertainty and ``marginal`` is set. Samples that come out below zero (possible within the
-uncertainty) are recorded as 0 and counted; one below zero by more than the uncertainty
+Delivery is measured from the end of the event stamp's interval (docs/protocol.md 6.1: a
+stamp of resolution r, 1 s without a fraction down to 1 ns with nine digits, denotes an instant
+in [stamp, stamp + r)), with an offset that a coarse pong can only make too small (see
+goldenpath.protocol.clock). So a coarse stamp is credited to the platform and never makes a
+healthy one look late; a fine stamp is not blurred by an assumed 1 ms. What can still make a
+delivery look later than it was is the offset's half round trip (``ClockOffset.late_ns``): a
+value over the bound by less than that is still a failure (the measurement cannot clear it),
+but its message says so and ``marginal`` is set. The reported ``uncertainty_ms`` is the whole
+± width (half round trip, pong resolution, event stamp resolution). Samples that come out below
+zero (possible within that width) are recorded as 0 and counted; one below zero by more than it
 means the offset is wrong (or the local clock stepped), and the metric fails as not trustworthy.
+
+Waits: a run may take as long as its service levels allow, whatever the per-call network
+timeout (GOLDENPATH_TIMEOUT_S) is: ``run_deadline_s(sla, tools)`` is that time, the one bound
+for every wait on a run.
 """
 
 from __future__ import annotations
@@ -37,8 +46,8 @@ from dataclasses import dataclass
 
 from hdrh.histogram import HdrHistogram
 
-from goldenpath.core.settings import Sla
-from goldenpath.protocol.clock import TIMESTAMP_RESOLUTION_NS, ClockOffset, parse_server_time
+from goldenpath.core.settings import SPECS_BY_NAME, Sla
+from goldenpath.protocol.clock import ClockOffset, parse_server_stamp
 from goldenpath.protocol.contract import PROTOCOL, Contract
 from goldenpath.protocol.events import Event, Run
 
@@ -51,6 +60,48 @@ BOUND_OF = {
 }
 HIGHEST_US = 3_600_000_000  # one hour: anything slower is clamped, and failed by any sane bound
 _GATE = re.compile(r"p(\d+(?:\.\d+)?)")
+
+
+def _default(name: str) -> float:
+    default = SPECS_BY_NAME[name].default
+    if default is None:
+        raise RuntimeError(f"{name} has no default in SPECS")  # a broken table, not bad input
+    return float(default)
+
+
+# The protocol's service levels (section 6), for a connection opened without a profile's settings.
+PROTOCOL_SLA = Sla(
+    ws_connect_ms=_default("SLA_WS_CONNECT_MS"),
+    first_event_ms=_default("SLA_FIRST_EVENT_MS"),
+    tool_result_ms=_default("SLA_TOOL_RESULT_MS"),
+    event_delivery_ms=_default("SLA_EVENT_DELIVERY_MS"),
+    concurrent_users=int(_default("SLA_CONCURRENT_USERS")),
+    percentile=_default("SLA_PERCENTILE"),
+)
+
+
+def run_margin_ms(sla: Sla) -> float:
+    """What a run may take beyond its bounded parts, and why.
+
+    The protocol bounds the start (first event) and each tool (tool result); it does not bound
+    the agent's own steps between them: thinking before the first tool and between tools, and
+    composing the answer after the last one. Those together are allowed as long as the start
+    (one first-event bound: the agent's step that the protocol does time), and the ending frame
+    its own delivery bound. With the defaults: 5 s + 0.5 s.
+    """
+    return sla.first_event_ms + sla.event_delivery_ms
+
+
+def run_deadline_s(sla: Sla, tools: int = 1) -> float:
+    """How long after sending its message a run may take to end, from the service levels.
+
+    First event bound + ``tools`` x tool-result bound + ``run_margin_ms``: 40.5 s for one tool
+    under the default levels. This, never the per-call network timeout, bounds a wait on a run:
+    a healthy platform whose tool takes 20 s (inside the 30 s tool bound) must pass.
+    """
+    if tools < 1:
+        raise ValueError(f"a golden-path run has at least one tool, got tools={tools}")
+    return (sla.first_event_ms + tools * sla.tool_result_ms + run_margin_ms(sla)) / 1000
 
 
 def first_event_ns(run: Run, contract: Contract = PROTOCOL) -> int | None:
@@ -77,14 +128,24 @@ def tool_durations_ns(events: Sequence[Event], contract: Contract = PROTOCOL) ->
     return durations
 
 
+def delivery_samples(events: Sequence[Event], clock: ClockOffset) -> list[tuple[int, int]]:
+    """(latency, stamp resolution) for every event with a well-formed timestamp.
+
+    The latency runs from the end of the stamp's interval (stamp + resolution) to the local
+    receipt, the offset applied (docs/protocol.md 6.1).
+    """
+    samples = []
+    for event in events:
+        stamp = parse_server_stamp(event.frame.get("timestamp"))
+        if stamp is not None:
+            latency = event.wall_ns - clock.to_local_ns(stamp.ns + stamp.resolution_ns)
+            samples.append((latency, stamp.resolution_ns))
+    return samples
+
+
 def delivery_ns(events: Sequence[Event], clock: ClockOffset) -> list[int]:
     """Server timestamp to local receipt, for every event with a well-formed timestamp."""
-    latencies = []
-    for event in events:
-        server_ns = parse_server_time(event.frame.get("timestamp"))
-        if server_ns is not None:
-            latencies.append(event.wall_ns - clock.to_local_ns(server_ns))
-    return latencies
+    return [latency for latency, _ in delivery_samples(events, clock)]
 
 
 def parse_gate(gate: Sequence[str]) -> tuple[tuple[str, float | None], ...]:
@@ -161,6 +222,7 @@ class SlaRecorder:
         self.unmeasured_delivery = 0
         # The widest offset uncertainty among the clocks used: the bound every sample honours.
         self.clock: ClockOffset | None = None
+        self.stamp_resolution_ns = 0  # the coarsest event timestamp measured for delivery
 
     def record(self, metric: str, value_ns: int) -> None:
         value_us = value_ns // 1000
@@ -192,7 +254,8 @@ class SlaRecorder:
             return
         if self.clock is None or clock.uncertainty_ns > self.clock.uncertainty_ns:
             self.clock = clock
-        for latency in delivery_ns(run.events, clock):
+        for latency, resolution_ns in delivery_samples(run.events, clock):
+            self.stamp_resolution_ns = max(self.stamp_resolution_ns, resolution_ns)
             self.record("event_delivery", latency)
 
     def evaluate(self, sla: Sla, *, metrics: Sequence[str] = METRICS,
@@ -222,15 +285,16 @@ class SlaRecorder:
         gated = tuple((name, at(percentile)) for name, percentile in points)
         over = [(name, value) for name, value in gated if value >= bound_ms]
         uncertainty_ms = self._uncertainty_ms(metric)
-        marginal = bool(over) and uncertainty_ms is not None and all(
-            value - uncertainty_ms < bound_ms for _, value in over)
+        late_ms = self._late_ms(metric)
+        marginal = bool(over) and late_ms is not None and all(
+            value - late_ms < bound_ms for _, value in over)
         notes = self._notes(metric, count, uncertainty_ms)
         offset_wrong = self._offset_wrong(metric, uncertainty_ms)
         if over:
             op = ">" if all(value > bound_ms for _, value in over) else ">="
             message = f"{metric} {_points(over)} {op} bound {_ms(bound_ms)} ms ({notes})"
             if marginal:
-                message += (f", but only within the clock uncertainty ± {_ms(uncertainty_ms or 0)} ms:"
+                message += (f", but only within the clock's half round trip {_ms(late_ms or 0)} ms:"
                             " a marginal breach the measurement cannot clear")  # fmt: skip
         elif offset_wrong:
             message = f"{metric} not trustworthy: samples below zero beyond the clock uncertainty ({notes})"
@@ -244,9 +308,16 @@ class SlaRecorder:
         )  # fmt: skip
 
     def _uncertainty_ms(self, metric: str) -> float | None:
+        """The whole ± width of a delivery sample: the offset's and the event stamp's resolution."""
         if metric != "event_delivery" or self.clock is None:
             return None
-        return (self.clock.uncertainty_ns + TIMESTAMP_RESOLUTION_NS) / 1e6
+        return (self.clock.uncertainty_ns + self.stamp_resolution_ns) / 1e6
+
+    def _late_ms(self, metric: str) -> float | None:
+        """How much later than the truth a delivery sample can come out (the offset's half rtt)."""
+        if metric != "event_delivery" or self.clock is None:
+            return None
+        return self.clock.late_ns / 1e6
 
     def _notes(self, metric: str, count: int, uncertainty_ms: float | None) -> str:
         notes = [f"{count} sample{'' if count == 1 else 's'}"]

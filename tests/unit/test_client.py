@@ -1,14 +1,18 @@
-"""The client against small real servers on loopback: a protocol-speaking WebSocket server,
-servers that misbehave (garbage, silence, plain HTTP, not HTTP), and a closed port.
+"""The client against small real servers on loopback: a protocol-speaking WebSocket server
+(in refstack's style or in the other styles a healthy platform may have), servers that
+misbehave (garbage, silence, plain HTTP, not HTTP, no close handshake), and a closed port.
 
 pytest-asyncio is not used: each test is a sync function around asyncio.run, bounded by
-asyncio.wait_for so that a client bug shows up as a failure, never a hang.
+asyncio.wait_for so that a client bug shows up as a failure, never a hang. No test asserts
+on elapsed time: a timeout is shown by its exception and message, an early end by the wait
+having had a deadline far beyond the test's bound.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 import uuid
@@ -24,6 +28,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
+from websockets.utils import accept_key
 
 from goldenpath.client.auth import AuthClient, Tokens, new_http_client
 from goldenpath.client.websocket import Connection, GoldenPathClient, connect
@@ -37,9 +42,11 @@ from goldenpath.core.errors import (
     Unreachable,
 )
 from goldenpath.core.http import free_port
-from goldenpath.core.settings import Settings, load_settings
+from goldenpath.core.settings import Settings, Sla, load_settings
+from goldenpath.protocol.clock import parse_server_stamp
 from goldenpath.protocol.contract import check_run, check_stray
-from goldenpath.protocol.sla import SlaRecorder
+from goldenpath.protocol.events import Event
+from goldenpath.protocol.sla import SlaRecorder, run_deadline_s
 
 REPO = Path(__file__).resolve().parents[2]
 USERS = {"token-1": "user-1", "token-2": "user-2"}
@@ -55,9 +62,36 @@ def run(coro: Awaitable[T], limit_s: float = LIMIT_S) -> T:
     return asyncio.run(bounded())
 
 
+def iso_stamp(ns: int, digits: int = 3, zone: str = "Z") -> str:
+    """UTC, truncated to ``digits`` fraction digits (0: none), as servers format it."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    fraction = f".{rest:09d}"[: digits + 1] if digits else ""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + fraction + zone
+
+
 def iso_now() -> str:
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    return iso_stamp(time.time_ns())
+
+
+@dataclass(frozen=True)
+class Style:
+    """How a healthy platform may differ from refstack's defaults (docs/protocol.md 7.2)."""
+
+    digits: int = 3  # timestamp fraction digits
+    zone: str = "Z"
+    ahead_ns: int = 0  # the server clock's error
+    extra: bool = False  # unknown fields at the top level and in data
+    error_message_id: bool = True  # echo the message_id in error_message
+    tool_s: float = 0.0  # how long the tool takes
+
+
+SLOW_TOOL_S = 0.5
+# A tool slower than the per-call timeout, inside its service level.
+SMALL_SLA = Sla(ws_connect_ms=1000, first_event_ms=1000, tool_result_ms=2000, event_delivery_ms=500,
+                concurrent_users=1, percentile=95)  # fmt: skip
+TINY_SLA = Sla(ws_connect_ms=100, first_event_ms=100, tool_result_ms=100, event_delivery_ms=50,
+               concurrent_users=1, percentile=95)  # fmt: skip
+LATE_FRAMES = 50
 
 
 # ----------------------------------------------------------------------- a protocol server
@@ -65,10 +99,25 @@ def iso_now() -> str:
 
 @dataclass
 class ProtocolServer:
-    """Speaks the golden-path protocol; a message's text picks a misbehaviour."""
+    """Speaks the golden-path protocol in a Style; a message's text picks a misbehaviour."""
 
     url: str = ""
+    style: Style = Style()
     users: dict[int, str] = field(default_factory=dict)
+    late_sent: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def stamp(self) -> str:
+        return iso_stamp(time.time_ns() + self.style.ahead_ns, self.style.digits, self.style.zone)
+
+    def frame(self, kind: str, data: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+        frame: dict[str, Any] = {"type": kind, **fields, "timestamp": self.stamp()}
+        if data is not None:
+            frame["data"] = data
+        if self.style.extra:
+            frame["trace_id"] = os.urandom(16).hex()
+            if isinstance(frame.get("data"), dict):
+                frame["data"] = {**frame["data"], "extra": {"note": "a field no client knows"}}
+        return frame
 
     def token_of(self, request: Request) -> str | None:
         for offered in request.headers.get_all("Sec-WebSocket-Protocol"):
@@ -100,17 +149,17 @@ class ProtocolServer:
         if user is None:
             await ws.close(1008, "token refused")
             return
-        await send(ws, {"type": "connection_established", "timestamp": iso_now(),
-                        "data": {"user_id": user, "connection_id": str(uuid.uuid4())}})  # fmt: skip
+        await send(ws, self.frame("connection_established",
+                                  {"user_id": user, "connection_id": str(uuid.uuid4())}))  # fmt: skip
         async for raw in ws:
             try:
                 message = json.loads(raw)
             except ValueError:
-                await send(ws, {"type": "error_message", "error_code": "JSON_PARSE_ERROR",
-                                "error_message": "not JSON", "timestamp": iso_now()})  # fmt: skip
+                await send(ws, self.frame("error_message", error_code="JSON_PARSE_ERROR",
+                                          error_message="not JSON"))  # fmt: skip
                 continue
             if message.get("type") == "ping":
-                await send(ws, {"type": "pong", "timestamp": iso_now()})
+                await send(ws, self.frame("pong"))
             elif message.get("type") == "user_message":
                 await self.answer(ws, user, message["payload"])
 
@@ -119,12 +168,23 @@ class ProtocolServer:
         run_id, thread_id = str(uuid.uuid4()), payload["thread_id"] or str(uuid.uuid4())
 
         def event(kind: str, data: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
-            return {"type": kind, "run_id": run_id, "thread_id": thread_id, "user_id": user,
-                    "message_id": payload["message_id"], "agent_name": "stand-in",
-                    "timestamp": iso_now(), "data": data or {}, **extra}  # fmt: skip
+            return self.frame(kind, data or {}, run_id=run_id, thread_id=thread_id, user_id=user,
+                              message_id=payload["message_id"], agent_name="stand-in", **extra)  # fmt: skip
 
+        if text == "silent":
+            return
+        if text == "refuse":
+            named = {"message_id": payload["message_id"]} if self.style.error_message_id else {}
+            await send(ws, self.frame("error_message", error_code="VALIDATION_ERROR",
+                                      error_message="unknown thread_id", **named))  # fmt: skip
+            return
         await send(ws, event("agent_started"))
         if text == "hang":
+            return
+        if text == "hang-in-tools":
+            await send(ws, event("agent_thinking"))
+            await send(ws, event("tool_executing", tool_name="search"))
+            await send(ws, event("tool_executing", tool_name="lookup"))
             return
         if text == "garbage":
             await ws.send("<<not json>>")
@@ -137,10 +197,16 @@ class ProtocolServer:
                             "message_id": "their-message"})  # fmt: skip
         await send(ws, event("agent_thinking"))
         await send(ws, event("tool_executing", tool_name="search"))
+        if self.style.tool_s:
+            await asyncio.sleep(self.style.tool_s)  # the stand-in's tool at work, not synchronisation
         await send(ws, event("tool_completed", {"result": 1}, tool_name="search"))
         await send(ws, event("agent_completed", {"result": f"answer to {text}"}))
         if text == "twice":
             await send(ws, event("agent_completed", {"result": "again"}))
+        if text == "late":
+            for _ in range(LATE_FRAMES):
+                await send(ws, event("agent_thinking"))
+            self.late_sent.set()
 
 
 async def send(ws: ServerConnection, frame: dict[str, Any]) -> None:
@@ -148,8 +214,8 @@ async def send(ws: ServerConnection, frame: dict[str, Any]) -> None:
 
 
 @asynccontextmanager
-async def protocol_server() -> AsyncIterator[ProtocolServer]:
-    server = ProtocolServer()
+async def protocol_server(style: Style = Style()) -> AsyncIterator[ProtocolServer]:
+    server = ProtocolServer(style=style)
     async with serve(server.handler, "127.0.0.1", 0, process_request=server.process_request,
                      select_subprotocol=server.select_subprotocol) as running:  # fmt: skip
         server.url = f"ws://127.0.0.1:{port_of(running)}/ws"
@@ -162,8 +228,13 @@ def port_of(server: Any) -> int:
 
 
 @asynccontextmanager
-async def connected() -> AsyncIterator[tuple[ProtocolServer, Connection]]:
-    async with protocol_server() as server, await connect(server.url, "token-1", timeout_s=2) as connection:
+async def connected(
+    style: Style = Style(), **options: Any
+) -> AsyncIterator[tuple[ProtocolServer, Connection]]:
+    timeout_s = options.pop("timeout_s", 2)
+    async with protocol_server(style) as server, await connect(
+        server.url, "token-1", timeout_s=timeout_s, **options
+    ) as connection:
         yield server, connection
 
 
@@ -289,11 +360,12 @@ def test_each_transport_connects_and_a_run_meets_the_contract(transport: str) ->
                                        user_id="user-1")  # fmt: skip
             async with connection:
                 assert connection.user_id == "user-1"
-                assert 0 < connection.connect_ns < 2_000_000_000
+                assert connection.connect_ns > 0
                 assert connection.established.type == "connection_established"
                 if transport == "subprotocol":
                     assert connection.subprotocol == "jwt.token-1"
-                run_ = await connection.ask("hello", settle_s=0.05)
+                run_ = await connection.ask("hello")
+                await connection.drain(2)
                 assert run_.outcome == "agent_completed"
                 assert run_.answer == "answer to hello"
                 assert run_.run_id is not None
@@ -310,7 +382,8 @@ def test_runs_are_collected_apart_and_foreign_frames_kept_aside() -> None:
         async with connected() as (_, connection):
             runs = [await connection.send_message(text) for text in ("one", "leak", "twice")]
             for each in runs:
-                await each.wait(2, settle_s=0.05)
+                await each.wait()
+            await connection.drain(2)  # the duplicate completion is read before the close completes
             assert [r.answer for r in runs] == ["answer to one", "answer to leak", "answer to twice"]
             assert len({r.run_id for r in runs}) == 3
             assert check_run(runs[0], "user-1") == []
@@ -340,14 +413,18 @@ def test_pings_give_a_clock_offset_and_an_sla_report() -> None:
             offset = await connection.sync_clock(samples=5)
             assert connection.clock is offset
             assert offset.samples == 5
-            # Same machine, same clock: the offset is within its own uncertainty (plus ms truncation).
-            assert abs(offset.offset_ns) <= offset.uncertainty_ns + 1_000_000
+            # Same machine, same clock: zero is within the estimate's error, by construction.
+            assert abs(offset.offset_ns) <= offset.uncertainty_ns
+            assert offset.resolution_ns == 1_000_000  # the stand-in's stamps carry milliseconds
             recorder = SlaRecorder()
             recorder.add_connection_time(connection.connect_ns)
             recorder.add_run(await connection.ask("hello"), connection.clock)
             report = recorder.evaluate(load_settings(REPO, "local", environ={}).sla)
-            assert report.passed, report.lines()
-            assert report.result("event_delivery").count == 5
+            # Measured, and trustworthy; whether a loaded machine met the bounds is not this test's.
+            assert [(r.metric, r.count, r.measured) for r in report.results] == [
+                ("ws_connect", 1, True), ("first_event", 1, True), ("tool_result", 1, True),
+                ("event_delivery", 5, True)]  # fmt: skip
+            assert "not trustworthy" not in report.result("event_delivery").message
 
     run(scenario())
 
@@ -382,6 +459,196 @@ def test_the_client_facade_logs_in_and_connects_from_settings() -> None:
                     async with await client.connect("token-2", transport="header") as connection:
                         assert connection.user_id == "user-2"
                         assert connection.timeout_s == 2
+
+    run(scenario())
+
+
+# ----------------------------------------------------------------------- healthy differences
+
+
+@pytest.mark.parametrize("style", [
+    pytest.param(Style(digits=6), id="microseconds"),
+    pytest.param(Style(digits=9), id="nanoseconds"),
+    pytest.param(Style(digits=0), id="no-fraction"),
+    pytest.param(Style(zone="+00:00"), id="plus-00-00"),
+    pytest.param(Style(digits=6, zone="+00:00"), id="microseconds-plus-00-00"),
+    pytest.param(Style(extra=True), id="extra-fields"),
+    pytest.param(Style(ahead_ns=5_000_000_000), id="clock-5s-ahead"),
+])  # fmt: skip
+def test_a_healthy_platform_that_differs_passes_the_contract(style: Style) -> None:
+    async def scenario() -> None:
+        async with connected(style) as (_, connection):
+            offset = await connection.sync_clock(samples=3)
+            run_ = await connection.ask("hello")
+            await connection.drain(2)
+            assert check_run(run_, connection.user_id) == []
+            stamp = parse_server_stamp(run_.events[0].frame["timestamp"])
+            assert stamp is not None
+            assert stamp.resolution_ns == 10 ** (9 - style.digits)  # the digits present, not a fixed 1 ms
+            # The estimate is within its own error of the server's true lead, by construction.
+            assert abs(offset.offset_ns - style.ahead_ns) <= offset.uncertainty_ns
+            recorder = SlaRecorder()
+            recorder.add_run(run_, offset)
+            delivery = recorder.evaluate(SMALL_SLA, metrics=("event_delivery",)).result("event_delivery")
+            # Computed through the offset: a 5 s lead uncorrected would put every sample 5 s below zero.
+            assert (delivery.measured, delivery.count) == (True, 5)
+            assert "not trustworthy" not in delivery.message
+
+    run(scenario())
+
+
+def test_an_error_without_message_id_ends_the_only_waiting_message() -> None:
+    async def scenario() -> None:
+        async with connected(Style(error_message_id=False)) as (_, connection):
+            refused = await connection.ask("refuse", message_id="m-refused")
+            assert refused.outcome == "error_message"
+            assert refused.terminal is not None
+            assert refused.terminal.frame["error_code"] == "VALIDATION_ERROR"
+            assert [v.code for v in check_run(refused, connection.user_id)] == ["REJECTED"]
+            # A raw frame's error comes first and is the raw frame's; the refusal is still the message's.
+            await connection.send_raw("{not json")
+            second = await connection.ask("refuse")
+            assert second.outcome == "error_message"
+            assert (await connection.next_error()).frame["error_code"] == "JSON_PARSE_ERROR"
+
+    run(scenario())
+
+
+def test_an_error_without_message_id_is_not_guessed_when_two_messages_wait() -> None:
+    async def scenario() -> None:
+        async with connected(Style(error_message_id=False)) as (_, connection):
+            silent = await connection.send_message("silent")
+            refused = await connection.send_message("refuse")
+            error = await connection.next_error()
+            assert error.frame["error_code"] == "VALIDATION_ERROR"
+            assert (silent.outcome, refused.outcome) == ("pending", "pending")
+
+    run(scenario())
+
+
+# ----------------------------------------------------------------------- run deadlines
+
+
+def test_a_tool_slower_than_the_call_timeout_but_inside_its_sla_completes() -> None:
+    async def scenario() -> None:
+        with http_server() as auth:
+            async with protocol_server(Style(tool_s=SLOW_TOOL_S)) as server:
+                backend = server.url.removesuffix("/ws").replace("ws://", "http://")
+                settings = settings_for(backend, auth, GOLDENPATH_TIMEOUT_S="0.2",
+                                        SLA_FIRST_EVENT_MS="1000", SLA_TOOL_RESULT_MS="2000")  # fmt: skip
+                assert settings.timeout_s < SLOW_TOOL_S < settings.sla.tool_result_ms / 1000
+                async with GoldenPathClient(settings) as client, await client.connect(
+                    "token-1", transport="header"
+                ) as connection:
+                    assert connection.timeout_s == 0.2
+                    run_ = await connection.send_message("slow")
+                    # What a wait bounded by the per-call timeout did: fail a healthy platform.
+                    with pytest.raises(GoldenPathTimeout, match=r"not finished within 0.2s"):
+                        await run_.wait(settings.timeout_s)
+                    await run_.wait()  # the service levels' deadline: 1 + 2 + 1.5 s
+                    assert run_.outcome == "agent_completed"
+                    assert connection.run_deadline_s(run_) == run_deadline_s(settings.sla) == 4.5
+                    assert check_run(run_, connection.user_id) == []
+
+    run(scenario(), limit_s=10)
+
+
+def test_a_run_past_its_service_level_deadline_times_out_saying_so() -> None:
+    async def scenario() -> None:
+        async with connected(sla=TINY_SLA) as (server, connection):
+            hung = await connection.send_message("hang", message_id="m-hang")
+            with pytest.raises(GoldenPathTimeout) as caught:
+                await hung.wait()
+            assert str(caught.value) == (
+                f"run of message m-hang on {server.url} not finished within its service-level deadline "
+                "of 0.35s after sending: 1 event(s) received, the last 'agent_started'"
+            )
+            # Each tool started earns its own tool bound: two tools, one more 0.1 s.
+            tools = await connection.send_message("hang-in-tools", message_id="m-tools")
+            with pytest.raises(GoldenPathTimeout, match=r"deadline of 0.45s after sending: 4 event"):
+                await tools.wait()
+
+    run(scenario())
+
+
+# ----------------------------------------------------------------------- every frame seen, drained
+
+
+def test_observers_see_every_frame_in_arrival_order() -> None:
+    async def scenario() -> None:
+        seen: list[tuple[str | None, str]] = []
+
+        def observe(event: Event, raw: str) -> None:
+            seen.append((event.type, raw))
+
+        async with protocol_server() as server:
+            connection = await connect(server.url, "token-1", timeout_s=2, observers=[observe])
+            async with connection:
+                await connection.ping()
+                hello = await connection.ask("leak")
+                await connection.drain(2)
+                with pytest.raises(RuntimeError, match=r"observer added after 7 frame\(s\) were read"):
+                    connection.add_observer(lambda event, raw: None)
+        assert [kind for kind, _ in seen] == [
+            "connection_established", "pong", "agent_started", "agent_thinking", "agent_thinking",
+            "tool_executing", "tool_completed", "agent_completed"]  # fmt: skip
+        assert all(json.loads(raw)["type"] == kind for kind, raw in seen)
+        # The other user's frame was seen by the observer although it belongs to no run here.
+        assert [e.frame["user_id"] for e in connection.stray] == ["user-2"]
+        assert len(hello.events) == 5
+
+    run(scenario())
+
+
+def test_drain_reads_a_finished_runs_late_frames_into_that_run() -> None:
+    async def scenario() -> None:
+        observed: list[Event] = []
+        async with connected() as (server, connection):
+            connection.add_observer(lambda event, raw: observed.append(event))
+            run_ = await connection.ask("late")
+            async with asyncio.timeout(2):
+                await server.late_sent.wait()  # all were sent before our close could arrive
+            await connection.drain(2)
+            assert len(run_.events) == 5 + LATE_FRAMES
+            codes = [v.code for v in check_run(run_, connection.user_id)]
+            assert codes == ["EVENT_AFTER_COMPLETION"] * LATE_FRAMES
+            assert len(observed) == 1 + 5 + LATE_FRAMES
+            assert run_.outcome == "agent_completed"
+
+    run(scenario())
+
+
+@asynccontextmanager
+async def no_close_handshake() -> AsyncIterator[str]:
+    """A WebSocket server that opens, says connection_established, and then ignores everything,
+    the client's close frame included (written by hand: websockets always answers a close)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        key = next(line.split(b":", 1)[1].strip() for line in request.split(b"\r\n")
+                   if line.lower().startswith(b"sec-websocket-key:"))  # fmt: skip
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Accept: " + accept_key(key.decode()).encode() + b"\r\n\r\n")  # fmt: skip
+        payload = json.dumps({"type": "connection_established", "timestamp": iso_now(),
+                              "data": {"user_id": "u"}}).encode()  # fmt: skip
+        writer.write(bytes([0x81, len(payload)]) + payload)  # one unmasked text frame, < 126 bytes
+        await writer.drain()
+        await reader.read()  # until the client drops the socket
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    async with server:
+        yield f"ws://127.0.0.1:{port_of(server)}/ws"
+
+
+def test_drain_of_a_server_that_never_completes_the_close_fails_at_its_deadline() -> None:
+    async def scenario() -> None:
+        async with no_close_handshake() as url:
+            connection = await connect(url, "t", transport="query", timeout_s=2, compression=None)
+            with pytest.raises(GoldenPathTimeout) as caught:
+                await connection.drain(0.3)
+            assert str(caught.value) == (
+                f"{url} did not complete the close handshake within 0.3s (0 frame(s) read on this connection)"
+            )
 
     run(scenario())
 
@@ -457,10 +724,8 @@ def test_a_server_that_is_not_http_is_named_so() -> None:
 def test_a_tcp_server_that_never_answers_times_out() -> None:
     async def scenario() -> None:
         async with raw_tcp(None) as url:
-            started = time.monotonic()
             with pytest.raises(GoldenPathTimeout) as caught:
                 await connect(url, "token-1", timeout_s=0.5)
-            assert time.monotonic() - started < 2
             assert str(caught.value) == f"WebSocket upgrade at {url} not answered within 0.5s"
 
     run(scenario())
@@ -546,10 +811,9 @@ def test_a_run_that_never_ends_times_out_with_what_arrived() -> None:
 def test_garbage_mid_run_fails_the_run_at_once() -> None:
     async def scenario() -> None:
         async with connected() as (_, connection):
-            started = time.monotonic()
+            # The run's deadline (40.5 s) is far beyond the test's bound: only the failure can end it.
             with pytest.raises(ProtocolError, match=r"server sent non-JSON frame: b'<<not json>>'"):
-                await connection.ask("garbage", timeout_s=2)
-            assert time.monotonic() - started < 1
+                await connection.ask("garbage")
             assert isinstance(connection.failure, ProtocolError)
             with pytest.raises(ProtocolError):
                 await connection.ping()
@@ -646,10 +910,8 @@ def test_an_unreachable_or_silent_auth_service_fails_in_time() -> None:
                 await AuthClient(closed, http, timeout_s=2).login("a@example.com", "pw")
             async with raw_tcp(None) as url:
                 silent = url.replace("ws://", "http://").removesuffix("/ws")
-                started = time.monotonic()
                 with pytest.raises(GoldenPathTimeout) as caught:
                     await AuthClient(silent, http, timeout_s=0.5).login("a@example.com", "pw")
-                assert time.monotonic() - started < 2
                 assert str(caught.value) == f"POST {silent}/auth/login not answered within 0.5s"
 
     run(scenario())

@@ -1,4 +1,5 @@
-"""The contract check: a valid run passes, and each fault yields its code and message."""
+"""The contract check: a valid run passes, each fault yields its code and message, and what a
+healthy platform may do differently (docs/protocol.md 7.2) passes."""
 
 from __future__ import annotations
 
@@ -9,8 +10,16 @@ import pytest
 
 from goldenpath.core.errors import ConfigError
 from goldenpath.core.settings import load_settings
-from goldenpath.protocol.contract import PROTOCOL, SETTING_KEYS, Code, Contract, check_events, check_stray
-from goldenpath.protocol.events import Event
+from goldenpath.protocol.contract import (
+    PROTOCOL,
+    SETTING_KEYS,
+    Code,
+    Contract,
+    check_events,
+    check_run,
+    check_stray,
+)
+from goldenpath.protocol.events import Event, Run
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = "3f2a9b1c-0000-4000-8000-000000000001"
@@ -77,7 +86,7 @@ def test_violations_name_the_run_and_the_event_index() -> None:
     assert violation.index == 3
     assert str(violation) == (
         f"BAD_TIMESTAMP: {LABEL}: event 3 (tool_completed) timestamp 'yesterday' "
-        "is not ISO 8601 UTC with milliseconds"
+        "is not ISO 8601 in UTC (Z or +00:00)"
     )
 
 
@@ -185,18 +194,25 @@ def test_no_event_at_all() -> None:
             id="message-id",
         ),
         pytest.param(
-            lambda f: f[1].update(timestamp="2026-11-24T23:01:02Z"),
-            [(Code.BAD_TIMESTAMP,
-              f"{LABEL}: event 1 (agent_thinking) timestamp '2026-11-24T23:01:02Z' "
-              "is not ISO 8601 UTC with milliseconds")],
-            id="timestamp-without-millis",
-        ),
-        pytest.param(
             lambda f: f[1].update(timestamp="2026-11-24T23:01:02.345+02:00"),
             [(Code.BAD_TIMESTAMP,
               f"{LABEL}: event 1 (agent_thinking) timestamp '2026-11-24T23:01:02.345+02:00' "
-              "is not ISO 8601 UTC with milliseconds")],
+              "is not ISO 8601 in UTC (Z or +00:00)")],
             id="timestamp-not-utc",
+        ),
+        pytest.param(
+            lambda f: f[1].update(timestamp="2026-11-24T23:01:02.345"),
+            [(Code.BAD_TIMESTAMP,
+              f"{LABEL}: event 1 (agent_thinking) timestamp '2026-11-24T23:01:02.345' "
+              "is not ISO 8601 in UTC (Z or +00:00)")],
+            id="timestamp-without-zone",
+        ),
+        pytest.param(
+            lambda f: f[1].update(timestamp=1795561262.345),
+            [(Code.BAD_TIMESTAMP,
+              f"{LABEL}: event 1 (agent_thinking) timestamp '1795561262.345' "
+              "is not ISO 8601 in UTC (Z or +00:00)")],
+            id="timestamp-epoch-number",
         ),
         pytest.param(
             lambda f: [f[1].pop("agent_name"), f[1].update(data=None)],
@@ -217,6 +233,11 @@ def test_no_event_at_all() -> None:
             id="completion-result",
         ),
         pytest.param(
+            lambda f: f[7].update(data={"result": None}),
+            [(Code.MISSING_FIELD, f"{LABEL}: event 7 (agent_completed) lacks data.result")],
+            id="completion-result-null",
+        ),
+        pytest.param(
             lambda f: f[1].update(data="thinking"),
             [(Code.MISSING_FIELD, f"{LABEL}: event 1 (agent_thinking) lacks data (not an object)")],
             id="data-not-object",
@@ -233,6 +254,98 @@ def test_each_fault_gives_its_code_and_message(fault: Any, expected: list[tuple[
     frames = valid_run()
     fault(frames)
     assert check(frames) == [(code.value, message) for code, message in expected]
+
+
+BLANK = "(a completed run carries an answer)"
+FAILED_RUN = f"{LABEL}: event 7 (agent_completed) says the run failed"
+IS_BLANK = f"{LABEL}: event 7 (agent_completed) data.result is blank:"
+
+
+@pytest.mark.parametrize(("completion", "message"), [
+    pytest.param({"data": {"result": "   \n"}}, f"{IS_BLANK} '   \\n' {BLANK}", id="whitespace"),
+    pytest.param({"data": {"result": {}}}, f"{IS_BLANK} {{}} {BLANK}", id="empty-object"),
+    pytest.param({"data": {"result": []}}, f"{IS_BLANK} [] {BLANK}", id="empty-list"),
+    pytest.param({"data": {"result": {"status": "error", "error": "tool failed"}}},
+                 f"{FAILED_RUN} (data.result has status 'error'); data.result was "
+                 "{'status': 'error', 'error': 'tool failed'}", id="result-status-error"),
+    pytest.param({"data": {"result": {"status": "FAILED"}}},
+                 f"{FAILED_RUN} (data.result has status 'FAILED'); data.result was {{'status': 'FAILED'}}",
+                 id="result-status-failed-uppercase"),
+    pytest.param({"data": {"result": {"text": "partial", "errors": ["timeout"]}}},
+                 f"{FAILED_RUN} (data.result has errors \"['timeout']\"); data.result was "
+                 "{'text': 'partial', 'errors': ['timeout']}", id="result-errors"),
+    pytest.param({"data": {"result": "Sorry.", "status": "Failure"}},
+                 f"{FAILED_RUN} (data has status 'Failure'); data.result was 'Sorry.'", id="data-status"),
+    pytest.param({"data": {"result": "Sorry.", "error": "model unavailable"}},
+                 f"{FAILED_RUN} (data has error 'model unavailable'); data.result was 'Sorry.'",
+                 id="data-error"),
+    pytest.param({"data": {"result": "Sorry."}, "status": "error"},
+                 f"{FAILED_RUN} (the frame has status 'error'); data.result was 'Sorry.'", id="frame-status"),
+    pytest.param({"data": {"result": "x" * 200, "status": "error"}},
+                 f"{FAILED_RUN} (data has status 'error'); data.result was '{'x' * 79}", id="shown-to-80"),
+])  # fmt: skip
+def test_a_completed_run_without_a_real_answer_is_an_error_result(
+    completion: dict[str, Any], message: str
+) -> None:
+    frames = valid_run()
+    frames[7].update(completion)
+    assert check(frames) == [(Code.ERROR_RESULT.value, message)]
+
+
+@pytest.mark.parametrize("data", [
+    {"result": "the answer", "error": None, "errors": [], "status": "completed"},
+    {"result": {"text": "the answer", "status": "ok", "error": ""}},
+    {"result": 0},
+    {"result": False},
+    {"result": ["a", "list"]},
+    {"result": "the answer", "extra": {"note": "a field no client knows", "error_code_hint": "x"}},
+])  # fmt: skip
+def test_a_real_answer_passes_whatever_else_it_carries(data: dict[str, Any]) -> None:
+    frames = valid_run()
+    frames[7]["data"] = data
+    assert check(frames) == []
+
+
+def test_the_answer_rule_applies_through_check_run_to_a_collected_run() -> None:
+    frames = valid_run()
+    frames[7]["data"] = {"result": {"status": "error", "error": "tool failed"}}
+    run = Run(MESSAGE, "hello", None, 0, 0, events=[Event(f, i, i) for i, f in enumerate(frames)])
+    assert [v.code for v in check_run(run, USER)] == [Code.ERROR_RESULT]
+
+
+@pytest.mark.parametrize("stamp", [
+    "2026-11-24T23:01:02Z",
+    "2026-11-24T23:01:02.3Z",
+    "2026-11-24T23:01:02.345678Z",
+    "2026-11-24T23:01:02.345678901Z",
+    "2026-11-24T23:01:02+00:00",
+    "2026-11-24T23:01:02.345+00:00",
+    "2026-11-24T23:01:02.345678+00:00",
+])  # fmt: skip
+def test_a_timestamp_of_any_precision_in_utc_passes(stamp: str) -> None:
+    frames = valid_run()
+    for frame in frames:
+        frame["timestamp"] = stamp
+    assert check(frames) == []
+
+
+def test_unknown_fields_at_the_top_and_in_data_are_ignored() -> None:
+    frames = valid_run()
+    for i, frame in enumerate(frames):
+        frame.update(trace_id=f"{i:032x}", server="another-platform", protocol_version=1)
+        frame["data"] = {**frame["data"], "extra": {"note": "a field no client knows"}, "tokens": 12}
+    assert check(frames) == []
+    assert check_stray(frames, USER, sent_message_ids={MESSAGE}) == []
+
+
+def test_an_error_message_without_message_id_is_a_refusal_and_nothing_else() -> None:
+    refusal = {"type": "error_message", "error_code": "VALIDATION_ERROR",
+               "error_message": "unknown thread_id", "timestamp": "2026-11-24T23:01:02.345678Z",
+               "trace_id": "abc"}  # fmt: skip
+    assert check([refusal]) == [
+        (Code.REJECTED, "message message-: server refused the message (VALIDATION_ERROR: unknown thread_id)")
+    ]
+    assert check_stray([refusal], USER, sent_message_ids={MESSAGE}) == []
 
 
 def test_the_thread_sent_to_is_the_one_expected() -> None:
