@@ -20,6 +20,7 @@ import nox
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
+from goldenpath.checks.app import collect_arguments, collect_requirements  # noqa: E402
 from goldenpath.core.errors import ConfigError  # noqa: E402
 from goldenpath.core.layers import Layer, load_project  # noqa: E402
 from goldenpath.core.session import install_group, run_layer, settings_or_error  # noqa: E402
@@ -41,22 +42,29 @@ except ConfigError as exc:
 # checks first, then the layers from the inside out, as the table declares them.
 @nox.session(tags=["lint", "fast", "static", "ci"])
 def lint(session: nox.Session) -> None:
-    """ruff and mypy over the whole repository."""
+    """ruff and mypy over the whole repository; actionlint over the CI workflows."""
     reports = settings_or_error(session).reports_dir
     install_group(session, "lint")
     session.run("ruff", "check", *session.posargs)
     session.run("ruff", "check", "--output-format=junit", f"--output-file={reports}/lint.xml",
                 success_codes=[0, 1])
     session.run("mypy", f"--junit-xml={reports}/lint-mypy.xml")
+    # actionlint finds .github/workflows from the repository root (nox runs there).
+    session.run("actionlint")
 
 
 @nox.session(tags=["collect", "fast", "preflight", "ci"])
 def collect(session: nox.Session) -> None:
     """pytest --collect-only over every layer; passes only with zero collection errors."""
-    reports = settings_or_error(session).reports_dir
+    settings = settings_or_error(session)
     install_group(session, "collect")
-    session.run("python", "-m", "goldenpath.checks.collect_cli",
-                f"--json={reports}/collect.json", f"--junit={reports}/collect.xml", *session.posargs)
+    # With GOLDENPATH_APP_ROOT: the application's repository, under its own pytest pin
+    # (unless GOLDENPATH_APP_PYTHON names its interpreter); goldenpath.checks.app.
+    for requirement in collect_requirements(settings):
+        session.install(requirement)
+    session.run("python", "-m", "goldenpath.checks.collect_cli", *collect_arguments(settings),
+                f"--json={settings.reports_dir}/collect.json", f"--junit={settings.reports_dir}/collect.xml",
+                *session.posargs)
 
 
 def layer_session(layer: Layer) -> Callable[[nox.Session], None]:
@@ -69,7 +77,9 @@ def layer_session(layer: Layer) -> Callable[[nox.Session], None]:
 
 
 for _layer in PROJECT.layers.values():
-    nox.session(name=_layer.name, tags=list(_layer.tags))(layer_session(_layer))
+    # default=False (staging): opt-in, so a plain `nox` on a fresh machine does not fail on
+    # a staging nobody configured.
+    nox.session(name=_layer.name, tags=list(_layer.tags), default=_layer.default)(layer_session(_layer))
 
 
 # Opt-in: a benchmark wants a quiet machine, and it proves nothing a test should gate on.

@@ -8,6 +8,10 @@ adding a layer is one TOML table and no Python:
     description = "the team's own contract tests"
     tags = ["ci"]
     paths = ["../app/tests/contract"]
+
+``autostart = false`` (the staging layer): the session never starts the reference stack;
+its target must be configured. ``default = false``: the session is opt-in, not run by a
+plain ``nox`` (the staging layer again: a fresh machine has no staging to validate).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ class Layer:
     profile: str
     needs_target: bool
     pytest_args: tuple[str, ...]
+    autostart: bool = True
+    default: bool = True
 
     def pytest_argv(self, report_dir: Path | str = "reports") -> list[str]:
         """pytest's arguments for this layer, before the user's own (posargs)."""
@@ -70,7 +76,15 @@ def load_project(pyproject: Path | str = "pyproject.toml") -> Project:
     return Project(layers=layers, renames=dict(renames))
 
 
-_FIELDS = {"description", "tags", "paths", "markers", "group", "profile", "needs_target", "pytest_args"}
+_FIELDS = {"description", "tags", "paths", "markers", "group", "profile", "needs_target", "pytest_args",
+           "autostart", "default"}
+
+
+def _flag(spec: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+    value = spec.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: '{key}' must be true or false")
+    return value
 
 
 def _strings(spec: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> tuple[str, ...]:
@@ -99,6 +113,8 @@ def _layer(name: str, spec: Mapping[str, Any], path: Path) -> Layer:
         markers=str(spec.get("markers", "")),
         group=str(spec.get("group", name)),
         profile=str(spec.get("profile", "local")),
-        needs_target=bool(spec.get("needs_target", False)),
+        needs_target=_flag(spec, "needs_target", where, False),
         pytest_args=_strings(spec, "pytest_args", where),
+        autostart=_flag(spec, "autostart", where, True),
+        default=_flag(spec, "default", where, True),
     )

@@ -13,6 +13,7 @@ do not parse the env files again.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import io
 import json
 import math
@@ -170,8 +171,9 @@ SPECS: tuple[SettingSpec, ...] = (
                 "Backend memory growth allowed per run in the median wave, KiB."),
     SettingSpec("GOLDENPATH_TIMEOUT_S", "10", _positive,
                 "Timeout of every single network call made by goldenpath, seconds."),
-    SettingSpec("GOLDENPATH_AUTOSTART", "1", _boolean,
-                "Start the reference stack when a loopback target does not answer."),
+    SettingSpec("GOLDENPATH_AUTOSTART", "0", _boolean,
+                "Start the reference stack when a loopback target does not answer; only for URLs "
+                "declared in the same place (profile file, .env or environment)."),
     SettingSpec("GOLDENPATH_REQUIRE_SERVICES", "0", _boolean,
                 "Fail, instead of skip, tests whose service (PostgreSQL, docker, ...) is absent."),
     SettingSpec("GOLDENPATH_REPORTS_DIR", "reports", _text,
@@ -180,6 +182,8 @@ SPECS: tuple[SettingSpec, ...] = (
                 "Pid file, log and data of the background stack started by `invoke stack.up`."),
     SettingSpec("GOLDENPATH_LAYER", None, _text,
                 "The layer a test run belongs to (set by its nox session; names its report)."),
+    SettingSpec("GOLDENPATH_TARGET_STARTED", None, _boolean,
+                "Whether goldenpath started the layer's target (set by its nox session; reports say so)."),
     SettingSpec("GOLDENPATH_APP_ROOT", None, _text,
                 "The application's repository: the collection audit and auth.ports work there."),
     SettingSpec("GOLDENPATH_APP_PYTHON", None, _text,
@@ -330,7 +334,7 @@ class Settings:
         back with ``load_settings`` without parsing the env files again.
         """
         handoff = {"profile": self.profile, "root": str(self.root),
-                   "keys": sorted(self.values),
+                   "digest": _digest(self.profile, self.values),
                    "origins": {k: [o.source, o.line] for k, o in self.origins.items()}}
         return {PROFILE_VAR: self.profile, **self.values, RESOLVED_VAR: json.dumps(handoff)}
 
@@ -421,7 +425,9 @@ def load_settings(
     root = Path(root)
     environ = os.environ if environ is None else environ
     if RESOLVED_VAR in environ and profile is None and not overrides:
-        return _handed_on(environ)
+        handed_on = _handed_on(environ)
+        if handed_on is not None:
+            return handed_on
     name = resolve_profile(root, profile, environ, layer_default)
 
     layers: list[dict[str, tuple[str, Origin]]] = []
@@ -458,17 +464,30 @@ def _known_only(entries: Mapping[str, tuple[str, Origin]]) -> dict[str, tuple[st
     return {k: v for k, v in entries.items() if _known(k) and k not in (PROFILE_VAR, RESOLVED_VAR)}
 
 
-def _handed_on(environ: Mapping[str, str]) -> Settings:
-    """The settings a parent process resolved, read back from the environment it gave us."""
+def _digest(profile: str, values: Mapping[str, str]) -> str:
+    """A fingerprint of exactly these settings, to tell a handoff from a changed environment."""
+    text = json.dumps([profile, sorted(values.items())])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _handed_on(environ: Mapping[str, str]) -> Settings | None:
+    """The settings a parent process resolved, read back from the environment it gave us.
+
+    None when the environment no longer holds exactly what was handed on (a test or a user
+    changed a setting for a grandchild): then the settings are resolved again.
+    """
     try:
         handoff = json.loads(environ[RESOLVED_VAR])
-        keys: list[str] = handoff["keys"]
         origins = {k: Origin(src, line) for k, (src, line) in handoff["origins"].items()}
-        values = {k: environ[k] for k in keys}
-        return Settings(profile=handoff["profile"], values=values, origins=origins,
-                        root=Path(handoff["root"]))
+        profile, digest, root = handoff["profile"], handoff["digest"], Path(handoff["root"])
     except (ValueError, KeyError, TypeError):
         raise ConfigError(f"{RESOLVED_VAR} is not what goldenpath hands on; unset it and run again") from None
+    values = {k: environ[k] for k in origins if k in environ}
+    ours = {k for k in environ if _known(k) and k not in (PROFILE_VAR, RESOLVED_VAR)}
+    if (environ.get(PROFILE_VAR) != profile or ours != set(values)
+            or _digest(profile, values) != digest):
+        return None
+    return Settings(profile=profile, values=values, origins=origins, root=root)
 
 
 def _derive_websocket_url(merged: dict[str, tuple[str, Origin]]) -> None:

@@ -1,18 +1,23 @@
 """Run a target stack (the reference platform, or a stand-in) as a background process.
 
 The same code serves ``invoke stack.up|down|status|logs`` (detached, tracked by a pid
-file) and the nox sessions' auto-start (a context manager that always stops it).
+file, outliving the invoke process) and the nox sessions' auto-start (a context manager
+that always stops it, and a parent-death signal so that it dies with the run even when the
+run is killed outright).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +31,8 @@ from goldenpath.core.settings import SPECS_BY_NAME, Settings
 
 STATE_DIR = Path(".goldenpath") / "stack"
 POLL_INTERVAL_S = 0.1
-
+# linux/prctl.h: the signal the kernel sends a process when its parent dies.
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,11 @@ class StackSpec:
     @property
     def log_path(self) -> Path:
         return self.state_dir / "stack.log"
+
+    @property
+    def secrets_path(self) -> Path:
+        """Secrets `invoke stack.up` made up for this stack, for the layers that use it (0600)."""
+        return self.state_dir / "secrets.env"
 
 
 def refstack_spec(
@@ -88,8 +99,13 @@ class RunningStack:
         return pid_alive(self.pid)
 
 
-def start(spec: StackSpec) -> RunningStack:
-    """Start the stack in its own process group and wait until every health URL answers 200."""
+def start(spec: StackSpec, *, die_with_parent: bool = False) -> RunningStack:
+    """Start the stack in its own process group and wait until every health URL answers 200.
+
+    ``die_with_parent``: the stack belongs to this process's run and gets SIGTERM from the
+    kernel when this process dies, however it dies (SIGKILL included). `invoke stack.up`
+    leaves it off: its stack is meant to outlive the invoke process.
+    """
     _refuse_taken_ports(spec.health_urls)
     spec.state_dir.mkdir(parents=True, exist_ok=True)
     with spec.log_path.open("ab") as log:
@@ -101,6 +117,7 @@ def start(spec: StackSpec) -> RunningStack:
             stdin=subprocess.DEVNULL,
             # Its own session: a Ctrl-C in the terminal reaches us, and we stop it in order.
             start_new_session=True,
+            preexec_fn=_parent_death_signal() if die_with_parent else None,
         )
     stack = RunningStack(process.pid, spec, process)
     write_atomically(spec.pid_path, f"{process.pid}\n")
@@ -144,12 +161,15 @@ def stop(stack: RunningStack, timeout_s: float = 10.0) -> None:
         if stack.process is not None:
             stack.process.wait(timeout=5)
     stack.spec.pid_path.unlink(missing_ok=True)
+    # A stopped stack's secrets open nothing; they are not left lying around either.
+    stack.spec.secrets_path.unlink(missing_ok=True)
 
 
 @contextmanager
 def running(spec: StackSpec) -> Iterator[RunningStack]:
-    """The stack for the duration of a with-block; stopped on failure and Ctrl-C too."""
-    stack = start(spec)
+    """The stack for the duration of a with-block; stopped on failure and Ctrl-C too, and
+    by the kernel when this process is killed before it can stop it."""
+    stack = start(spec, die_with_parent=True)
     try:
         yield stack
     finally:
@@ -173,6 +193,67 @@ def find_running(spec: StackSpec) -> RunningStack | None:
         return None
     return RunningStack(pid, spec)
 
+
+def write_secrets(spec: StackSpec, served: Mapping[str, str], values: Mapping[str, str]) -> None:
+    """The secrets made up for this stack, beside its pid file, readable by its owner only.
+
+    ``served`` names the URLs the stack answers on: a layer takes the secrets only for
+    that target. The values never reach a log or a report (they are secret settings).
+    """
+    lines = [
+        "# Written by `invoke stack.up`: secrets made up for the stack it started, read by the",
+        "# layers that use that stack; removed by `invoke stack.down`. Never copy or commit.",
+        *(f"{key}={value}" for key, value in {**served, **values}.items()),
+    ]
+    write_private(spec.secrets_path, "\n".join(lines) + "\n")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` atomically with a file only its owner can read or write (0600).
+
+    Not core.files.write_atomically: mkstemp's mode is 0600 too, but this says so
+    explicitly, and O_EXCL refuses a temporary name someone else planted first.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        # The umask can only take bits away; fchmod states the mode whatever it is.
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _parent_death_signal() -> Callable[[], None]:
+    """A preexec_fn asking the kernel to SIGTERM the child when its parent dies.
+
+    Linux only (prctl); elsewhere the with-block's own stop is all there is. The signal
+    fires when the *thread* that forked exits, so the fork must come from the main thread:
+    a stack started from a worker thread would die with that thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        raise StackError("a stack tied to its run must be started from the main thread "
+                         "(the kernel ties it to the thread that starts it)")
+    if not sys.platform.startswith("linux"):
+        return lambda: None
+    # Looked up in the parent: the child, between fork and exec, only makes the call.
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        if prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+            os._exit(126)  # never run a stack that would outlive its run
+        # The parent may have died before prctl: then nobody would ever signal us.
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
 
 
 def pid_alive(pid: int) -> bool:

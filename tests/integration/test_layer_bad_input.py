@@ -144,8 +144,19 @@ def test_a_target_that_accepts_and_never_answers(tmp_path: Path) -> None:
         hole.bind(("127.0.0.1", 0))
         hole.listen(16)
         url = f"http://127.0.0.1:{hole.getsockname()[1]}"
-        proc = layer(tmp_path, url, url)
+        # Autostart declared beside the URLs (both from the environment), so goldenpath tries
+        # to start the reference stack there and finds the port taken.
+        proc = layer(tmp_path, url, url, GOLDENPATH_AUTOSTART="1")
     one_clear_line(proc, "is already taken by another process")
+
+
+def test_a_typod_port_is_not_replaced_by_the_reference_stack(tmp_path: Path) -> None:
+    # The URL comes from the environment, autostart from the profile (envs/local.env): the
+    # user meant their own app, so nothing is started in its place.
+    silent = f"http://127.0.0.1:{free_port()}"
+    proc = layer(tmp_path, silent, f"http://127.0.0.1:{free_port()}")
+    one_clear_line(proc, f"nothing answers at {silent} (BACKEND_URL from environment), and goldenpath "
+                         "starts the reference stack only for the profile's own embedded target")
 
 
 def test_an_http_server_without_a_websocket(tmp_path: Path, auth_only: str) -> None:

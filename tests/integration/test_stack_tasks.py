@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from goldenpath.core.http import free_port, port_is_open
+from goldenpath.core.settings import load_settings
 from goldenpath.core.stack import pid_alive
+from goldenpath.core.target import LOCAL_SECRETS, ensure_target
 from goldenpath.testkit.support import environ_without_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,7 +35,9 @@ def test_up_status_logs_down_leaves_nothing_behind(tmp_path: Path) -> None:
     up = invoke(tmp_path, env, "stack.up", "--json", str(tmp_path / "up.json"))
     assert up.returncode == 0, up.stdout + up.stderr
     pid = json.loads((tmp_path / "up.json").read_text())["pid"]
+    secrets_file = tmp_path / "stack" / "secrets.env"
     try:
+        assert_secrets_handed_on(secrets_file, env, up.stdout + up.stderr, tmp_path)
         status = invoke(tmp_path, env, "stack.status", "--json", str(tmp_path / "status.json"))
         assert status.returncode == 0, status.stdout + status.stderr
         report = json.loads((tmp_path / "status.json").read_text())
@@ -52,9 +59,29 @@ def test_up_status_logs_down_leaves_nothing_behind(tmp_path: Path) -> None:
     assert not pid_alive(pid)
     assert not port_is_open("127.0.0.1", backend, 0.5)
     assert not port_is_open("127.0.0.1", auth, 0.5)
+    assert not secrets_file.exists(), "stack.down left the stack's secrets behind"
     after = invoke(tmp_path, env, "stack.status")
     assert after.returncode == 1
     assert "error: the target is not healthy" in after.stderr
+
+
+def assert_secrets_handed_on(path: Path, env: dict[str, str], output: str, tmp_path: Path) -> None:
+    """stack.up made up the secrets the profile lacks, kept them private, printed none of them,
+    and a layer using that stack gets them: the auth service takes the bypass key."""
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    written = dict(line.split("=", 1) for line in path.read_text().splitlines() if not line.startswith("#"))
+    assert set(written) == {"BACKEND_URL", "AUTH_SERVICE_URL", "E2E_OAUTH_SIMULATION_KEY", "JWT_SECRET_KEY"}
+    assert not any(written[key] in output for key in LOCAL_SECRETS)
+    settings = load_settings(REPO, "local", environ={**env, "GOLDENPATH_STACK_DIR": str(tmp_path / "stack")})
+    with ensure_target(settings) as target:
+        assert target.started is None
+        assert target.secrets_from == path
+        key = target.settings.get("E2E_OAUTH_SIMULATION_KEY")
+    assert key == written["E2E_OAUTH_SIMULATION_KEY"]
+    answer = httpx.post(f"{settings.auth_service_url}/auth/e2e/test-auth", timeout=10,
+                        json={"email": "goldenpath-test-stack-up@goldenpath.test"},
+                        headers={"X-E2E-Bypass-Key": key})
+    assert answer.status_code == 200, answer.text
 
 
 def test_a_taken_port_is_one_clear_line(tmp_path: Path) -> None:
@@ -84,7 +111,7 @@ def test_bad_numbers_and_paths_in_flags_exit_2_in_one_line(tmp_path: Path) -> No
         (("stack.logs", "--lines", "abc"), "error: --lines takes a whole number of at least 1, not 'abc'"),
         (("staging.health", "--deadline", "soon"), "error: --deadline takes a number of at least 0.001"),
         (("staging.health", "--retries", "-1"), "error: --retries takes a whole number of at least 0"),
-        (("stack.down", "--json", str(tmp_path / "a-file" / "x.json")), "error: cannot write --json"),
+        (("stack.down", "--json", str(tmp_path / "a-file" / "x.json")), "a-file is a file, not a directory"),
     ]
     (tmp_path / "a-file").write_text("a file, so nothing can be written below it\n")
     for args, message in cases:

@@ -149,6 +149,16 @@ def test_settings_are_resolved_once_and_handed_on(tmp_path: Path) -> None:
     assert str(child.origins["SLA_PERCENTILE"]) == "envs/local.env:1"
 
 
+@pytest.mark.parametrize("change", [{"SLA_PERCENTILE": "99"}, {"GOLDENPATH_ENV": "ci"},
+                                    {"REDIS_URL": "redis://127.0.0.1:1/0"}])
+def test_a_changed_environment_is_resolved_again(tmp_path: Path, change: dict[str, str]) -> None:
+    root = make_root(tmp_path, {"local": "SLA_PERCENTILE=90\n", "ci": "SLA_PERCENTILE=80\n"})
+    env = {**load_settings(root, environ={}).as_env(), **change}
+    child = load_settings(root, environ=env)
+    for key, value in change.items():
+        assert child.values.get(key, child.profile) == value
+
+
 def test_dotenv_and_environment_may_hold_other_services_keys(tmp_path: Path) -> None:
     root = make_root(tmp_path, {"local": ""}, dotenv="SOME_APP_SETTING=1\n")
     settings = load_settings(root, environ={"HOME": "/root", "REFSTACK_FAULTS": "drop:agent_thinking"})

@@ -18,6 +18,11 @@ def test_the_repository_declares_every_layer() -> None:
     assert project.layers["staging"].profile == "staging"
     assert project.layers["e2e"].needs_target
     assert not project.layers["unit"].needs_target
+    # Staging is the user's own deployment: never auto-started, and opt-in (not in a plain `nox`).
+    assert not project.layers["staging"].autostart
+    assert not project.layers["staging"].default
+    assert all(layer.autostart and layer.default for name, layer in project.layers.items()
+               if name != "staging")
     assert project.renames["UserWebSocketEmitter"] == "UnifiedWebSocketEmitter"
 
 
@@ -41,6 +46,8 @@ def test_a_team_points_a_layer_at_its_own_tests(tmp_path: Path) -> None:
         ('[tool.goldenpath.layers.x]\npaths = "tests/unit"\n', "'paths' must be a non-empty list"),
         ('[tool.goldenpath.layers.x]\npaths = ["t"]\npath = "t"\n', "unknown field(s) path"),
         ('[tool.goldenpath.layers.x]\npaths = ["t"]\npytest_args = [1]\n', "'pytest_args' must be a list"),
+        ('[tool.goldenpath.layers.x]\npaths = ["t"]\nautostart = "no"\n', "'autostart' must be true or"),
+        ('[tool.goldenpath.layers.x]\npaths = ["t"]\ndefault = 0\n', "'default' must be true or false"),
         ("[tool.goldenpath.layers.x\n", "cannot read goldenpath's settings"),
     ],
 )

@@ -10,10 +10,15 @@ import sys
 from pathlib import Path
 
 from goldenpath.core.layers import load_project
+from goldenpath.testkit.support import environ_without_settings
 
 REPO = Path(__file__).resolve().parents[2]
 # The layer sessions come from the layers table; lint and collect are written out.
-LAYER_SESSIONS = {*load_project(REPO / "pyproject.toml").layers, "collect", "lint"}
+LAYERS = load_project(REPO / "pyproject.toml").layers
+LAYER_SESSIONS = {*LAYERS, "collect", "lint"}
+# What a plain `nox` runs: every session but the opt-in ones (staging: nothing to validate
+# until a staging is configured).
+DEFAULT_SESSIONS = {*(name for name, layer in LAYERS.items() if layer.default), "collect", "lint"}
 
 
 def nox(*args: str, env: dict[str, str] | None = None, tmp: Path,
@@ -40,16 +45,44 @@ def test_the_session_list_is_a_ci_matrix(tmp_path: Path) -> None:
     proc = nox("-l", "--json", tmp=tmp_path)
     assert proc.returncode == 0, proc.stderr
     sessions = {entry["session"]: entry for entry in json.loads(proc.stdout)}
-    assert set(sessions) == LAYER_SESSIONS
+    # nox lists the opt-in sessions (staging, bench) only when asked for by name.
+    assert set(sessions) == DEFAULT_SESSIONS
     for name, entry in sessions.items():
         assert entry["description"], f"{name} has no one-line docstring"
         assert name in entry["tags"], f"{name} is not tagged with its own name"
 
 
-def test_a_plain_run_is_the_whole_suite(tmp_path: Path) -> None:
+def test_a_plain_run_is_the_whole_suite_but_staging(tmp_path: Path) -> None:
     listing = nox("-l", tmp=tmp_path).stdout
     selected = {line.split()[1] for line in listing.splitlines() if line.startswith("* ")}
-    assert selected == LAYER_SESSIONS
+    assert selected == DEFAULT_SESSIONS
+    opt_in = LAYER_SESSIONS - DEFAULT_SESSIONS
+    assert opt_in == {"staging"}
+
+
+def test_staging_with_nothing_configured_ends_in_one_line(tmp_path: Path) -> None:
+    proc = nox("-s", "staging", "--no-venv", tmp=tmp_path,
+               env={**environ_without_settings(), "GOLDENPATH_ENV": "staging",
+                    "GOLDENPATH_REPORTS_DIR": str(tmp_path / "reports")})
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output
+    assert ("no staging configured: set BACKEND_URL and AUTH_SERVICE_URL in envs/staging.env "
+            "or the environment") in output
+    assert "Traceback" not in output
+
+
+def test_a_typod_port_from_the_environment_starts_nothing(tmp_path: Path) -> None:
+    # The profile (envs/local.env) says autostart; the URL comes from the environment.
+    proc = nox("-s", "e2e", "--no-venv", tmp=tmp_path,
+               env={**environ_without_settings(), "BACKEND_URL": "http://127.0.0.1:9",
+                    "GOLDENPATH_TIMEOUT_S": "2", "GOLDENPATH_REPORTS_DIR": str(tmp_path / "reports")})
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output
+    assert ("nothing answers at http://127.0.0.1:9 (BACKEND_URL from environment), and goldenpath "
+            "starts the reference stack only for the profile's own embedded target (envs/local.env); "
+            "set GOLDENPATH_AUTOSTART=1 beside the URL to have it started there") in output
+    assert "reference stack, started" not in output
+    assert "Traceback" not in output
 
 
 def test_an_unknown_profile_ends_the_session_with_one_clear_line(tmp_path: Path) -> None:
