@@ -5,6 +5,10 @@ service" is found by reading every declaration (profiles, .env, the process envi
 compose files), probing candidate ports for the auth service's /health identity, and
 reporting every disagreement. ``apply_fix`` writes the resolved value into .env with
 python-dotenv, atomically, after a backup.
+
+With the application's root (``GOLDENPATH_APP_ROOT`` or ``--app-root``) the application's own
+declarations are read too (``goldenpath.checks.app_ports``): every env file and compose file
+its globs find, under every alias of the two addresses, disagreements named by file and line.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 import dotenv
 import yaml
 
+from goldenpath.checks.app import AppConfig, load_app
+from goldenpath.checks.app_ports import AppScan, Conflict, app_conflicts, env_declarations_in, scan_app
 from goldenpath.core.errors import ConfigError
 from goldenpath.core.http import AUTH_IDENTITY, health_url, http_get, service_name
 from goldenpath.core.masking import mask_value
@@ -55,12 +61,6 @@ class Listener:
 
 
 @dataclass(frozen=True)
-class Conflict:
-    code: str
-    message: str
-
-
-@dataclass(frozen=True)
 class Fix:
     values: Mapping[str, str]
     reason: str
@@ -73,13 +73,33 @@ class PortReport:
     listeners: list[Listener]
     conflicts: list[Conflict] = field(default_factory=list)
     fix: Fix | None = None
+    app: AppScan | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def auth_port_found(self) -> int | None:
+        """The one port where the auth service answers, if exactly one does."""
+        real = sorted({item.port for item in self.listeners if item.identity == AUTH_IDENTITY})
+        return real[0] if len(real) == 1 else None
 
     def as_dict(self) -> dict[str, Any]:
-        """For --json: the same as the table shows, URLs without their passwords."""
+        """For --json: what the tables show, URLs without their passwords, sorted for CI to diff."""
         data = asdict(self)
-        for item in data["declarations"]:
+        declared = [*data["declarations"], *(data["app"]["declarations"] if data["app"] else [])]
+        for item in declared:
             item["value"] = mask_value(item["key"], item["value"])
-        return data
+        data["conflicts"] = sorted(data["conflicts"], key=lambda c: (c["code"], c["message"]))
+        data["listeners"] = sorted(data["listeners"], key=lambda item: item["port"])
+        ordered: dict[str, Any] = _sorted_keys(data)
+        return ordered
+
+
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [_sorted_keys(item) for item in value]
+    return value
 
 
 def declarations(root: Path, profile_files: Iterable[Path], environ: Mapping[str, str]) -> list[Declaration]:
@@ -158,10 +178,13 @@ def with_port(url: str, port: int) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def analyse(settings: Settings, found: list[Declaration], listeners: list[Listener]) -> list[Conflict]:
+def analyse(settings: Settings, found: list[Declaration], listeners: list[Listener],
+            probed_port: int | None = None) -> list[Conflict]:
+    """``probed_port``: where the auth URL was really probed (a container's published port)."""
     conflicts = _same_port_per_source(found)
     auth_url, backend_url = settings.auth_service_url, settings.backend_url
     auth = urlsplit(auth_url)
+    auth_port = probed_port or auth.port
     if urlsplit(backend_url).netloc == auth.netloc:
         conflicts.append(Conflict("SAME_PORT", f"profile {settings.profile}: AUTH_SERVICE_URL and "
                                   f"BACKEND_URL are both {auth.netloc} "
@@ -177,9 +200,9 @@ def analyse(settings: Settings, found: list[Declaration], listeners: list[Listen
         for item in found
         if ".ports" in item.source and item.port != auth.port
     ]
-    at_url = next((item for item in listeners if item.port == auth.port), None)
+    at_url = next((item for item in listeners if item.port == auth_port), None)
     elsewhere = [item.port for item in listeners
-                 if item.identity == AUTH_IDENTITY and item.port != auth.port]
+                 if item.identity == AUTH_IDENTITY and item.port != auth_port]
     where = f"; the auth service answers on port {elsewhere[0]}" if elsewhere else ""
     if at_url is None:
         conflicts.append(Conflict("NOTHING_ANSWERS",
@@ -223,13 +246,34 @@ def plan_fix(settings: Settings, listeners: list[Listener]) -> Fix | None:
 
 
 def check(settings: Settings, root: Path, profile_files: Iterable[Path],
-          environ: Mapping[str, str]) -> PortReport:
+          environ: Mapping[str, str], app: AppConfig | None = None) -> PortReport:
+    """goldenpath's own declarations, and the application's when its root is set."""
     found = declarations(root, profile_files, environ)
-    host = urlsplit(settings.auth_service_url).hostname or "127.0.0.1"
+    if app is None and settings.app_root is not None:
+        app = load_app(root / "pyproject.toml", settings.app_root)
+    scan = scan_app(app) if app is not None else None
+    auth = urlsplit(settings.auth_service_url)
+    host, probed_port, notes = auth.hostname or "127.0.0.1", None, []
+    if scan is not None and host in scan.services:
+        # A compose service's name resolves only inside its network; from here, the port
+        # it publishes is what can answer.
+        published = scan.published_port(host)
+        notes.append(f"AUTH_SERVICE_URL={settings.auth_service_url}: {host} is a container name, "
+                     "resolvable only inside the compose network; "
+                     + (f"probing its published port 127.0.0.1:{published} instead" if published
+                        else "it publishes no port, so nothing on this machine can reach it"))
+        host, probed_port = "127.0.0.1", published
     candidates = {port for item in found if (port := item.port)} | set(COMMON_AUTH_PORTS)
-    candidates |= {urlsplit(settings.auth_service_url).port or 80, urlsplit(settings.backend_url).port or 80}
+    candidates |= {auth.port or 80, urlsplit(settings.backend_url).port or 80}
+    if scan is not None:
+        candidates |= scan.probe_ports()
+    if probed_port:
+        candidates.add(probed_port)
     listeners = find_listeners(host, candidates, min(settings.timeout_s, 2.0))
-    report = PortReport(settings.profile, found, listeners, analyse(settings, found, listeners))
+    conflicts = analyse(settings, found, listeners, probed_port)
+    if scan is not None:
+        conflicts += app_conflicts(scan)
+    report = PortReport(settings.profile, found, listeners, conflicts, app=scan, notes=notes)
     report.fix = plan_fix(settings, listeners)
     return report
 
@@ -252,4 +296,37 @@ def apply_fix(fix: Fix, root: Path, profile: str, *, write_profile: bool,
             # set_key rewrites through a temporary file and keeps every other line as it was.
             dotenv.set_key(path, key, value, quote_mode="never")
             done.append(f"{path.relative_to(root)}: {key}={value}")
+    return done
+
+
+def apply_app_fix(report: PortReport, app: AppConfig, target: str) -> list[str]:
+    """--write-app FILE: align the application's auth declarations in one of its env files
+    with the port where the auth service answers; atomically (python-dotenv rewrites through
+    a temporary file), after a backup beside it."""
+    if report.app is None:
+        raise ConfigError("--write-app needs the application's root (--app-root or GOLDENPATH_APP_ROOT)")
+    given = Path(target)
+    path = (given if given.is_absolute() else app.root / given).resolve()
+    label = app.relative(path)
+    if label not in report.app.env_files:
+        found = ", ".join(report.app.env_files) or "none"
+        raise ConfigError(f"--write-app {target}: not one of the application's env files "
+                          f"([tool.goldenpath.app] env_files found: {found})")
+    port = report.auth_port_found
+    if port is None:
+        return [f"{label}: not written: the auth service does not answer on exactly one port, "
+                "so there is no port to align it with"]
+    values = {}
+    for item in env_declarations_in(report.app, label):
+        if item.container_host or item.port == port:
+            continue  # a container's address is about the compose network, not this machine
+        values[item.key] = str(port) if item.key.endswith("_PORT") else with_port(item.value, port)
+    if not values:
+        return [f"{label}: already agrees with the auth service on port {port}; nothing written"]
+    backup = path.with_name(path.name + ".bak")
+    shutil.copy2(path, backup)
+    done = [f"backed up {label} to {app.relative(backup)}"]
+    for key, value in values.items():
+        dotenv.set_key(path, key, value, quote_mode="never")
+        done.append(f"{label}: {key}={mask_value(key, value)}")
     return done

@@ -144,8 +144,10 @@ def check_collection(ctx: Context) -> Outcome:
     report = ctx.settings.reports_dir / "collect.json"
     report.unlink(missing_ok=True)
     try:
+        # The resolved settings, --app-root included, handed on to the session.
         proc = subprocess.run([sys.executable, "-m", "nox", "-s", "collect", "--reuse-venv=yes"],
-                              cwd=ctx.root, capture_output=True, text=True,
+                              cwd=ctx.root, env={**os.environ, **ctx.settings.as_env()},
+                              capture_output=True, text=True,
                               timeout=COLLECT_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
         return Outcome(FAIL, f"collection took over {COLLECT_TIMEOUT_S:.0f}s", "nox -s collect")
@@ -156,7 +158,9 @@ def check_collection(ctx: Context) -> Outcome:
     errors = data["errors"]
     if errors:
         kinds = sorted({e["kind"] for e in errors})
-        return Outcome(FAIL, f"{len(errors)} collection error(s): {', '.join(kinds)}",
+        causes = data.get("root_causes") or []
+        first = f"; first cause: {causes[0]['summary']}" if causes else ""
+        return Outcome(FAIL, f"{len(errors)} collection error(s): {', '.join(kinds)}{first}",
                        "nox -s collect (shows each file and missing name)")
     return Outcome(OK, f"{data['collected']} tests collected in {len(data['layers'])} layers")
 

@@ -17,6 +17,7 @@ from goldenpath.core.http import free_port
 from goldenpath.core.settings import Settings, load_settings
 from goldenpath.testkit.support import environ_without_settings
 
+from . import app_repo
 from .services import OwnRedis
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,9 +88,26 @@ def test_a_stopped_target_fails_the_http_checks(tmp_path: Path) -> None:
                or "no readiness JSON" in c["detail"] for c in data["checks"])
 
 
+def test_app_root_shows_the_applications_audit_and_port_checks(healthy: Settings, tmp_path: Path) -> None:
+    root = app_repo.build(tmp_path / "chatapp").root
+    # The application's interpreter runs its pytest: nothing is installed into the collect venv.
+    settings = healthy.with_values({"GOLDENPATH_APP_PYTHON": sys.executable}, "test")
+    proc, data = preflight(settings, tmp_path, "--only", "auth-ports", "--only", "collection",
+                           "--app-root", str(root))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    found = {check["name"]: check for check in data["checks"]}
+    assert found["auth-ports"]["status"] == "fail"
+    assert "the application's files declare 4 different auth ports" in found["auth-ports"]["detail"]
+    assert found["collection"]["status"] == "fail"
+    assert (f"first cause: missing module {app_repo.MISSING_PACKAGE} ({app_repo.FACTORY_FILES} files)"
+            in found["collection"]["detail"])
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
+        (("--app-root", "/no/such/app"), {}, "error: --app-root /no/such/app: not a directory"),
         (("--only", "nope"), {}, "error: unknown check 'nope'; checks: profile, tools, docker"),
         ((), {"GOLDENPATH_ENV": "nope"}, "error: unknown profile 'nope' (GOLDENPATH_ENV); profiles: ci"),
         ((), {"SLA_PERCENTILE": "0"}, "error: environment: SLA_PERCENTILE='0': must be a percentile"),
