@@ -14,6 +14,7 @@ from goldenpath.checks.probes import (
     probe_postgres,
     probe_readiness,
     probe_redis,
+    who_answers,
 )
 from goldenpath.client.auth import E2E_KEY_SETTING, AuthClient, Tokens, new_http_client
 from goldenpath.client.websocket import connect
@@ -22,6 +23,8 @@ from goldenpath.core.http import AUTH_IDENTITY
 from goldenpath.core.settings import Settings
 
 NamedProbe = tuple[str, str, Probe]
+# The socket probe's calls: log in, upgrade, connection_established, close, log out.
+WEBSOCKET_CALLS = 5
 
 
 def http_probes(settings: Settings) -> list[NamedProbe]:
@@ -29,9 +32,10 @@ def http_probes(settings: Settings) -> list[NamedProbe]:
     auth, backend = settings.auth_service_url, settings.backend_url
     return [
         ("auth /health", auth, partial(probe_liveness, identity=AUTH_IDENTITY)),
-        ("auth ready", f"{auth}/health/ready", probe_readiness),
+        # Each readiness in its own service's document (docs/protocol.md 3.1, 3.2).
+        ("auth ready", f"{auth}/health/ready", partial(probe_readiness, service="auth")),
         ("backend /health", backend, probe_liveness),
-        ("backend ready", f"{backend}/api/health/ready", probe_readiness),
+        ("backend ready", f"{backend}/api/health/ready", partial(probe_readiness, service="backend")),
     ]
 
 
@@ -40,13 +44,29 @@ def websocket_probe(settings: Settings) -> NamedProbe:
 
     def probe(url: str, timeout_s: float) -> str:
         try:
-            return asyncio.run(_websocket(settings, url, timeout_s))
+            return asyncio.run(_bounded_websocket(settings, url, timeout_s))
         except AuthRefused as exc:
             raise ProbeFailure(f"the probe user was refused: {exc}") from None
         except GoldenPathError as exc:
-            raise ProbeFailure(str(exc)) from None
+            raise ProbeFailure(f"{exc}{who_answers(url, 80, timeout_s, 'an HTTP server')}") from None
 
     return ("websocket", settings.websocket_url, probe)
+
+
+async def _bounded_websocket(settings: Settings, url: str, timeout_s: float) -> str:
+    """The socket probe under a hard deadline: each of its calls has its own timeout, but a
+    peer that drips bytes could otherwise keep one of them going."""
+    deadline_s = WEBSOCKET_CALLS * timeout_s
+    guard = asyncio.timeout(deadline_s)
+    try:
+        async with guard:
+            return await _websocket(settings, url, timeout_s)
+    except GoldenPathError:
+        raise  # a call's own timeout or refusal, saying what it waited for
+    except TimeoutError:
+        if not guard.expired():
+            raise ProbeFailure(f"{url} timed out") from None
+        raise ProbeFailure(f"{url} did not reach connection_established within {deadline_s:g}s") from None
 
 
 async def _websocket(settings: Settings, url: str, timeout_s: float) -> str:

@@ -12,7 +12,7 @@ from goldenpath.client.websocket import GoldenPathClient
 from goldenpath.core.settings import Settings
 from goldenpath.output.reports import LayerReport
 
-from .helpers import RunPace, Scenario, new_account, run_timeout_s
+from .helpers import RunPace, Scenario, SentLog, new_account, run_timeout_s
 
 
 @pytest.fixture(scope="session")
@@ -20,9 +20,14 @@ def run_pace(gp_settings: Settings) -> RunPace:
     return RunPace(run_timeout_s(gp_settings))
 
 
+@pytest.fixture(scope="session")
+def sent_log() -> SentLog:
+    return SentLog()
+
+
 @pytest.fixture
-def scenario(gp_settings: Settings, gp_report: LayerReport, run_pace: RunPace) -> Scenario:
-    return Scenario(gp_settings, gp_report, run_pace)
+def scenario(gp_settings: Settings, gp_report: LayerReport, run_pace: RunPace, sent_log: SentLog) -> Scenario:
+    return Scenario(gp_settings, gp_report, run_pace, sent_log)
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,11 @@
 contract (and recorded into the layer's report), the backend's REST API, and token forgery.
 
 Everything goes over the wire to the profile's target through goldenpath's client, so the
-same tests validate the embedded reference stack and a real deployment. Every wait is
-bounded by a timeout derived from the settings; assertion messages name the fault they
-detect (a fault matrix greps for them).
+same tests validate the embedded reference stack and a real deployment. A wait on a run is
+bounded by the service levels (goldenpath.protocol.sla.run_deadline_s), a network call by the
+per-call timeout. Every connection is drained when its scenario is done with it, and its runs
+are checked again with whatever arrived meanwhile (late frames, duplicates, foreign frames):
+no sleep stands in for that. Assertion messages name the fault they detect.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import jwt
@@ -32,31 +34,35 @@ from goldenpath.core.errors import (
 )
 from goldenpath.core.settings import Settings
 from goldenpath.output.reports import LayerReport
-from goldenpath.protocol.contract import Violation, check_run
+from goldenpath.protocol.contract import Violation, check_run, check_stray
 from goldenpath.protocol.events import Event, Run
+from goldenpath.protocol.sla import run_deadline_s, run_margin_ms
 from goldenpath.testkit.plugin import user_email
 
 T = TypeVar("T")
 
 LAYER = "e2e"
-# Long enough for a duplicate agent_completed sent right behind the first to arrive.
-SETTLE_S = 0.3
 POLL_INTERVAL_S = 0.05
 # After a stalled run: later runs get this many times the slowest completed run, at least the floor.
 STALLED_MULTIPLE = 5
 STALLED_FLOOR_S = 1.0
-# A scenario makes several bounded calls in a row; this many per-call timeouts bound the whole.
+# A scenario makes several bounded calls and a few runs in a row; this many per-call timeouts
+# and this many one-tool run deadlines bound the whole.
 SCENARIO_CALLS = 8
+SCENARIO_RUNS = 4
 JWT_SECRET_SETTING = "JWT_SECRET_KEY"
+# The claims a deployment declares, and the setting that says what it issues.
+DECLARED_CLAIMS = {"iss": "JWT_ISSUER", "aud": "JWT_AUDIENCE"}
 HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
 REFSTACK_SERVER_PREFIX = "refstack/"
 _BODY_SHOWN = 200
 
 
 def run_timeout_s(settings: Settings) -> float:
-    """How long one run may take: the per-call timeout, unless the SLA bounds are tighter."""
-    sla = settings.sla
-    return min(settings.timeout_s, (sla.first_event_ms + sla.tool_result_ms) / 1000)
+    """How long a one-tool run may take: its service levels plus margin, never the per-call
+    timeout (a 20 s tool is inside the 30 s tool bound). Runs that start more tools get more:
+    Run.wait() re-reads the deadline as tools start."""
+    return run_deadline_s(settings.sla, tools=1)
 
 
 def is_empty(value: object) -> bool:
@@ -101,21 +107,22 @@ async def error_status(call: Awaitable[object]) -> int | None:
     return None
 
 
-def forged_token(template: str, key: str, *, expired: bool = False) -> str:
+def forged_token(template: str, key: str, *, expired: bool = False,
+                 claims: Mapping[str, object] | None = None) -> str:  # fmt: skip
     """A token with the claims of a genuine one (sub, email, type, iss, aud, ...) re-signed with
-    ``key``, fresh or long expired. Copying the claims keeps iss and aud right whatever the
-    target's settings are; only the signature and the times differ."""
-    claims = jwt.decode(template, options={"verify_signature": False})
+    ``key``, fresh or long expired, with ``claims`` replaced. Copying the claims keeps the rest
+    right whatever the target's settings are; only what the test varies differs."""
+    payload = jwt.decode(template, options={"verify_signature": False})
     header = jwt.get_unverified_header(template)
     now = int(time.time())
     # An hour past expiry is beyond any clock-skew leeway a server may allow.
     issued, expires = (now - 7200, now - 3600) if expired else (now, now + 600)
-    claims.update(iat=issued, exp=expires, jti=str(uuid.uuid4()))
+    payload.update(iat=issued, exp=expires, jti=str(uuid.uuid4()), **(claims or {}))
     algorithm = header.get("alg") if header.get("alg") in HMAC_ALGORITHMS else "HS256"
     with warnings.catch_warnings():
         # The key's length is the target's choice, not something this test can fix.
         warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
-        return jwt.encode(claims, key, algorithm=algorithm)
+        return jwt.encode(payload, key, algorithm=algorithm)
 
 
 def token_problem(token: str) -> str | None:
@@ -210,6 +217,21 @@ class RunPace:
 
 
 @dataclass
+class SentLog:
+    """Every message each user sent in this session, on any socket: a frame of one of them on
+    another socket of the same user is that user's own (the protocol delivers a run to all of
+    the user's sockets), not a foreign one."""
+
+    by_user: dict[str, set[str]] = field(default_factory=dict)
+
+    def record(self, connection: Connection) -> set[str]:
+        """Add the connection's messages; every message of its user so far."""
+        sent = self.by_user.setdefault(connection.user_id, set())
+        sent.update(run.message_id for run in connection.runs)
+        return sent
+
+
+@dataclass
 class Harness:
     """One scenario's view of the target: its client, its settings and the layer's report."""
 
@@ -218,31 +240,66 @@ class Harness:
     gp: GoldenPathClient
     api: BackendApi
     pace: RunPace
+    sent: SentLog
+    # Violations already reported, so the check after draining adds only what is new.
+    checked: set[Violation] = field(default_factory=set)
 
     @property
     def run_timeout_s(self) -> float:
         return run_timeout_s(self.settings)
+
+    @property
+    def first_answer_s(self) -> float:
+        """How long the first frame answering a message may take: the first-event bound plus
+        that frame's delivery bound (an error_message is such a first answer)."""
+        return run_margin_ms(self.settings.sla) / 1000
 
     async def new_account(self) -> Tokens:
         return await new_account(self.gp.auth)
 
     @asynccontextmanager
     async def connected(self, tokens: Tokens, transport: str | None = None) -> AsyncIterator[Connection]:
-        """An open connection with its clock synced, its connection time in the report."""
+        """An open connection with its clock synced, its connection time in the report.
+
+        On leaving, the connection is drained (read until the server completes the close) and
+        every run on it is checked again, now with what arrived after its end: a frame after
+        agent_completed, a redelivered frame, another user's frame fail the test."""
         connection = await self.gp.connect(tokens, transport=transport)
         try:
             self.report.add_connection_time(connection.connect_ns)
             await connection.sync_clock()
             yield connection
-        finally:
+        except BaseException:
             await connection.close()
+            raise
+        await self.drained(connection)
+
+    async def drained(self, connection: Connection) -> None:
+        """Drain the connection, then fail on anything its runs or stray frames show now."""
+        try:
+            await connection.drain(self.settings.timeout_s)
+        except GoldenPathTimeout as exc:
+            raise AssertionError(f"draining the connection: {exc}") from None
+        violations: list[Violation] = []
+        for run in connection.runs:
+            if run.finished and run.outcome == self.gp.contract.agent_completed:
+                violations += [v for v in check_run(run, connection.user_id, self.gp.contract)
+                               if v not in self.checked]  # fmt: skip
+        violations += check_stray(connection.stray, connection.user_id, self.sent.record(connection))
+        self.report.add_violations(violations)
+        assert not violations, (
+            "contract violations found while draining the connection: "
+            + "; ".join(str(v) for v in violations)
+        )
 
     async def complete(self, connection: Connection, text: str, *, thread_id: str | None = None) -> Run:
         """Send a message and require a contract-clean run that ends in a non-empty answer."""
         run = await connection.send_message(text, thread_id=thread_id)
         timeout_s = self.pace.wait_s
         try:
-            await run.wait(timeout_s, settle_s=SETTLE_S)
+            # The run's own service-level deadline (it grows with each tool the run starts),
+            # unless an earlier run of this session stalled (see RunPace).
+            await run.wait(None if self.pace.stalled is None else timeout_s)
         except GoldenPathTimeout:
             why = self.pace.timed_out(run, timeout_s)
             raise AssertionError(
@@ -271,6 +328,7 @@ class Harness:
     def check(self, run: Run, connection: Connection) -> list[Violation]:
         violations = check_run(run, connection.user_id, self.gp.contract)
         self.report.add_violations(violations)
+        self.checked.update(violations)
         return violations
 
     def violations_text(self, run: Run, connection: Connection) -> str:
@@ -308,7 +366,7 @@ class Harness:
     async def refusal(self, connection: Connection, run: Run) -> Event:
         """The error_message refusing a sent message, whether it names the message (then it ends
         the run) or not (then it waits in next_error); a run that completes instead fails."""
-        timeout_s = self.settings.timeout_s
+        timeout_s = self.first_answer_s
         ended = asyncio.ensure_future(run.wait(timeout_s))
         unnamed = asyncio.ensure_future(connection.next_error(timeout_s=timeout_s))
         done, pending = await asyncio.wait((ended, unnamed), return_when=asyncio.FIRST_COMPLETED)
@@ -367,10 +425,11 @@ class Scenario:
     settings: Settings
     report: LayerReport
     pace: RunPace
+    sent: SentLog
 
     @property
     def budget_s(self) -> float:
-        return SCENARIO_CALLS * self.settings.timeout_s
+        return SCENARIO_CALLS * self.settings.timeout_s + SCENARIO_RUNS * run_timeout_s(self.settings)
 
     def __call__(self, body: Callable[[Harness], Awaitable[T]]) -> T:
         return asyncio.run(self._main(body))
@@ -383,6 +442,7 @@ class Scenario:
                 gp,
                 BackendApi(self.settings.backend_url, gp.http, self.settings.timeout_s),
                 self.pace,
+                self.sent,
             )
             budget = asyncio.timeout(self.budget_s)
             try:

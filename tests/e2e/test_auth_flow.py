@@ -8,6 +8,7 @@ import pytest
 from goldenpath.client.auth import E2E_KEY_SETTING
 from goldenpath.core.settings import Settings
 from goldenpath.testkit.plugin import user_email
+from goldenpath.testkit.support import service_missing
 
 from .helpers import LAYER, Harness, Scenario, error_status
 
@@ -58,7 +59,8 @@ def test_e2e_bypass_logs_in_the_same_user_for_the_same_email(
     scenario: Scenario, gp_settings: Settings
 ) -> None:
     if not gp_settings.get(E2E_KEY_SETTING):
-        pytest.skip(f"{E2E_KEY_SETTING} is not set for this profile: the e2e bypass cannot be exercised")
+        service_missing("the E2E bypass", f"{E2E_KEY_SETTING} is not set for this profile: "
+                        "the e2e bypass cannot be exercised")  # fmt: skip
     email = user_email(LAYER)
 
     async def body(h: Harness) -> None:

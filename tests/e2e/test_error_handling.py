@@ -50,7 +50,7 @@ def test_client_mistake_gets_its_error_code_and_the_connection_stays_usable(
         async with h.connected(account) as connection:
             await connection.send_raw(make_frame(h.gp.contract))
             try:
-                error = await connection.next_error()
+                error = await connection.next_error(timeout_s=h.first_answer_s)
             except ConnectionLost as exc:
                 raise AssertionError(
                     f"the server closed the connection after {mistake} instead of answering {code}: {exc}"

@@ -6,6 +6,7 @@ counts. Everything goes over the wire, so it works unchanged against a real depl
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -16,15 +17,16 @@ from urllib.parse import unquote, urlsplit
 import httpx
 import pytest
 
-from goldenpath.checks.probes import Probe, probe_clickhouse, probe_postgres, probe_redis
+from goldenpath.checks.probes import Probe, http_answer, probe_clickhouse, probe_postgres, probe_redis
 from goldenpath.client.auth import Tokens, new_http_client
 from goldenpath.client.rest import BackendApi
 from goldenpath.client.websocket import Connection, GoldenPathClient
 from goldenpath.core.errors import GoldenPathError, ProbeFailure, ProtocolError, Unreachable
-from goldenpath.core.http import http_get
 from goldenpath.core.masking import mask_url
 from goldenpath.core.settings import Settings
-from goldenpath.protocol.events import Run
+from goldenpath.protocol.contract import Violation, check_events, check_run, check_stray
+from goldenpath.protocol.events import Event, Run
+from goldenpath.protocol.sla import run_deadline_s
 from goldenpath.testkit.plugin import user_email
 from goldenpath.testkit.support import run_scenario
 
@@ -34,16 +36,22 @@ SCENARIO_CALLS = 30
 T = TypeVar("T")
 
 
-def run(scenario: Coroutine[Any, Any, T], settings: Settings, *, calls: int = SCENARIO_CALLS) -> T:
-    """A scenario bounded by SCENARIO_CALLS calls unless the test says otherwise."""
-    return run_scenario(scenario, settings, calls=calls)
+def run(scenario: Coroutine[Any, Any, T], settings: Settings, *, calls: int = SCENARIO_CALLS,
+        runs: int = 0) -> T:  # fmt: skip
+    """A scenario bounded by ``calls`` per-call timeouts (SCENARIO_CALLS unless the test says
+    otherwise) plus the service-level deadline of each of its ``runs`` (one tool each)."""
+    # run_scenario counts in per-call timeouts: the runs' deadlines are converted into as many.
+    run_calls = math.ceil(runs * run_deadline_s(settings.sla) / settings.timeout_s)
+    return run_scenario(scenario, settings, calls=calls + run_calls)
 
 
 class StagingSession:
     """Test users and their sockets for one scenario.
 
-    On leaving, every socket is closed and every user still logged in is logged out. Users
-    themselves stay: the protocol has no user deletion, so they carry user_email's prefix.
+    A test ends each socket with ``drained`` (read until the server completes the close, then
+    every run checked again with what came after its end: late, duplicate and foreign frames).
+    On leaving, every socket still open is closed and every user still logged in is logged out.
+    Users themselves stay: the protocol has no user deletion, so they carry user_email's prefix.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -52,6 +60,7 @@ class StagingSession:
         self.client = GoldenPathClient(settings, http=self.http)
         self._logged_in: list[Tokens] = []
         self._connections: list[Connection] = []
+        self._sent: dict[str, set[str]] = {}  # user -> every message id sent on any of its sockets
 
     async def new_user(self) -> Tokens:
         tokens = await self.client.auth.new_test_user(user_email(LAYER))
@@ -62,6 +71,28 @@ class StagingSession:
         connection = await self.client.connect(tokens)
         self._connections.append(connection)
         return connection
+
+    async def drained(self, connection: Connection) -> list[Violation]:
+        """Drain the connection, then check each of its runs and every frame of no run of it.
+
+        Its own runs go through the contract with their late frames included. Frames of the
+        user's runs sent on other sockets (a watching socket gets every run of its user) are
+        checked per run as this socket's copy; anything else is foreign."""
+        await connection.drain(self.settings.timeout_s)
+        contract = self.client.contract
+        sent = self._sent.setdefault(connection.user_id, set())
+        sent.update(run.message_id for run in connection.runs)
+        violations = [v for run in connection.runs for v in check_run(run, connection.user_id, contract)]
+        violations += check_stray(connection.stray, connection.user_id, sent)
+        copies: dict[str, list[Event]] = {}
+        for event in connection.stray:
+            message_id = event.frame.get("message_id")
+            if event.type in contract.run_event_types and isinstance(message_id, str) and message_id in sent:
+                copies.setdefault(message_id, []).append(event)
+        for message_id, events in copies.items():
+            violations += check_events(events, user_id=connection.user_id, message_id=message_id,
+                                       contract=contract)  # fmt: skip
+        return violations
 
     async def logout(self, tokens: Tokens) -> None:
         self._logged_in.remove(tokens)
@@ -114,6 +145,9 @@ class ReadinessEndpoint:
     down_statuses: tuple[str, ...]  # the statuses that go with HTTP 503
     required_checks: tuple[str, ...]
     all_up: str  # the status when no check is unhealthy
+    # The backend's checks follow the protocol's dependency schema (3.1); the auth service's
+    # name its own dependencies in its own shape (3.2), so only their presence is held to.
+    dependency_schema: bool = True
 
     def url(self, settings: Settings) -> str:
         base = settings.backend_url if self.service == "backend" else settings.auth_service_url
@@ -124,7 +158,8 @@ BACKEND_READINESS = ReadinessEndpoint(
     "backend", "/api/health/ready", ("healthy", "degraded"), ("unhealthy",),
     ("database", "redis", "clickhouse"), "healthy",
 )  # fmt: skip
-AUTH_READINESS = ReadinessEndpoint("auth", "/health/ready", ("ready",), ("not_ready",), (), "ready")
+AUTH_READINESS = ReadinessEndpoint("auth", "/health/ready", ("ready",), ("not_ready",), (), "ready",
+                                   dependency_schema=False)  # fmt: skip
 READINESS = (BACKEND_READINESS, AUTH_READINESS)
 
 
@@ -137,10 +172,10 @@ class Readiness:
 
 def read_readiness(endpoint: ReadinessEndpoint, settings: Settings) -> Readiness:
     url = endpoint.url(settings)
-    answer = http_get(url, settings.timeout_s)
-    if answer is None:
-        pytest.fail(f"{endpoint.service} readiness {mask_url(url)} did not answer within "
-                    f"{settings.timeout_s:g}s", pytrace=False)  # fmt: skip
+    try:
+        answer = http_answer(url, settings.timeout_s)
+    except ProbeFailure as exc:
+        pytest.fail(f"{endpoint.service} readiness {mask_url(url)}: {exc}", pytrace=False)
     body = answer.json()
     if not isinstance(body, dict) or not isinstance(body.get("checks"), dict):
         pytest.fail(f"{endpoint.service} readiness {mask_url(url)} answered HTTP {answer.status} without "
@@ -160,6 +195,8 @@ def readiness_problems(endpoint: ReadinessEndpoint, answer: Readiness) -> list[s
                         f"(expected one of {', '.join(expected)})")  # fmt: skip
     problems += [f"{name} has no {check!r} check" for check in endpoint.required_checks
                  if check not in answer.checks]  # fmt: skip
+    if not endpoint.dependency_schema:
+        return problems
     unhealthy = []
     for check, value in answer.checks.items():
         if not isinstance(value, dict):
@@ -195,6 +232,7 @@ class Dependency:
     setting: str
     label: str
     probe: Probe
+    asks: str  # what our probe asks it, for the messages
 
     def url(self, settings: Settings) -> str | None:
         url = settings.get(self.setting)
@@ -215,9 +253,9 @@ class Dependency:
 
 
 DEPENDENCIES = (
-    Dependency("database", "DATABASE_URL", "PostgreSQL", probe_postgres),
-    Dependency("redis", "REDIS_URL", "Redis", probe_redis),
-    Dependency("clickhouse", "CLICKHOUSE_URL", "ClickHouse", probe_clickhouse),
+    Dependency("database", "DATABASE_URL", "PostgreSQL", probe_postgres, "SELECT 1"),
+    Dependency("redis", "REDIS_URL", "Redis", probe_redis, "PING"),
+    Dependency("clickhouse", "CLICKHOUSE_URL", "ClickHouse", probe_clickhouse, "/ping and SELECT 1"),
 )
 
 

@@ -39,5 +39,5 @@ def test_service_is_reachable(gp_settings: Settings, probe_name: str, dependency
         service_missing(dependency.label, dependency.unconfigured_reason(gp_settings))
     [result] = run_probes(probes, policy(gp_settings))
     if result.status == "skip":
-        pytest.skip(result.detail)
+        service_missing(f"a probe user for {probe_name}", result.detail)
     assert result.ok, f"{probe_name} at {result.target} is not reachable: {result.detail}"

@@ -12,7 +12,7 @@ from goldenpath.core.errors import AuthRefused
 from goldenpath.core.masking import mask_url
 from goldenpath.core.settings import Settings
 from goldenpath.output.reports import LayerReport
-from goldenpath.protocol.contract import check_run
+from goldenpath.protocol.contract import Violation
 from goldenpath.protocol.events import Run
 from goldenpath.testkit.plugin import TEST_USER_PREFIX
 from goldenpath.testkit.support import service_missing
@@ -41,6 +41,7 @@ class Conversation:
         self.history: list[dict[str, Any]] = []
         self.history_status = 0
         self.thread_ids: list[object] = []
+        self.violations: list[Violation] = []
 
     @property
     def thread_id(self) -> str:
@@ -55,7 +56,6 @@ class Conversation:
                 sent = await connection.ask(text, thread_id=self.thread_id if self.runs else None)
                 self.runs.append(sent)
                 report.add_run(sent, clock)
-                report.add_violations(check_run(sent, connection.user_id, session.client.contract))
             # A deployment may store asynchronously: read until every message and answer is there.
             path = f"/api/threads/{self.thread_id}/messages"
             deadline = time.monotonic() + settings.timeout_s
@@ -68,6 +68,10 @@ class Conversation:
                     break
                 await asyncio.sleep(POLL_INTERVAL_S)
             _, listing = await session.get("/api/threads", tokens)
+            # Checked only now, drained: frames a run sends after its end (while the history
+            # was read) count against it.
+            self.violations = await session.drained(connection)
+            report.add_violations(self.violations)
         threads = listing.get("threads") if isinstance(listing, dict) else None
         self.thread_ids = [t.get("thread_id") for t in threads or [] if isinstance(t, dict)]
         return self
@@ -81,7 +85,8 @@ def test_messages_are_persisted_and_retrievable_in_order(
     """Two messages in one thread: the history holds each user message and its answer, in order,
     under the run that produced them, and the thread is in the user's thread list."""
     texts = ["goldenpath staging: first message", "goldenpath staging: second message"]
-    chat = run(Conversation().hold(gp_settings, gp_report, texts), gp_settings)
+    chat = run(Conversation().hold(gp_settings, gp_report, texts), gp_settings, runs=len(texts))
+    assert not chat.violations, "contract violations: " + "; ".join(map(str, chat.violations))
     for sent in chat.runs:
         assert sent.outcome == "agent_completed", (
             f"the run of {sent.text!r} ended with {sent.outcome}: {[e.frame for e in sent.events[-1:]]}"
@@ -117,7 +122,9 @@ def test_analytics_rows_reach_clickhouse(gp_settings: Settings, gp_report: Layer
                         "it records no analytics, although the profile sets CLICKHOUSE_URL")  # fmt: skip
     table = clickhouse_table(url, gp_settings.values[TABLE_SETTING])
     deadline_s = float(gp_settings.values[ANALYTICS_DEADLINE_SETTING])
-    chat = run(Conversation().hold(gp_settings, gp_report, ["goldenpath staging: analytics"]), gp_settings)
+    chat = run(Conversation().hold(gp_settings, gp_report, ["goldenpath staging: analytics"]), gp_settings,
+               runs=1)  # fmt: skip
+    assert not chat.violations, "contract violations: " + "; ".join(map(str, chat.violations))
     [sent] = chat.runs
     assert sent.run_id, f"the run of message {sent.message_id} never named its run_id"
     expected = len(sent.events)
