@@ -8,6 +8,11 @@ from pathlib import Path
 
 
 def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``: written to a temporary file beside it, then renamed.
+
+    The file is its owner's alone (0600): tempfile.mkstemp creates it so, with O_EXCL,
+    which is what a secrets file (the stack's) needs and harms no report.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

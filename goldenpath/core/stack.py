@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -205,29 +204,8 @@ def write_secrets(spec: StackSpec, served: Mapping[str, str], values: Mapping[st
         "# layers that use that stack; removed by `invoke stack.down`. Never copy or commit.",
         *(f"{key}={value}" for key, value in {**served, **values}.items()),
     ]
-    write_private(spec.secrets_path, "\n".join(lines) + "\n")
-
-
-def write_private(path: Path, text: str) -> None:
-    """Replace ``path`` atomically with a file only its owner can read or write (0600).
-
-    Not core.files.write_atomically: mkstemp's mode is 0600 too, but this says so
-    explicitly, and O_EXCL refuses a temporary name someone else planted first.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        # The umask can only take bits away; fchmod states the mode whatever it is.
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # write_atomically's file is only its owner's (0600), which a secrets file must be.
+    write_atomically(spec.secrets_path, "\n".join(lines) + "\n")
 
 
 def _parent_death_signal() -> Callable[[], None]:

@@ -27,6 +27,9 @@ from goldenpath.core.settings import Settings, read_env_file
 # Secrets a stack we start ourselves needs, and the tests need to talk to it. Made up for
 # each start when the profile has none, so nothing secret is ever committed or reused.
 LOCAL_SECRETS = ("E2E_OAUTH_SIMULATION_KEY", "JWT_SECRET_KEY")
+# What a stack of ours declares it issues, when the profile does not say: with them set, the
+# e2e layer's issuer and audience checks run against the embedded stack too.
+LOCAL_CLAIMS = {"JWT_ISSUER": "goldenpath-embedded", "JWT_AUDIENCE": "goldenpath-embedded-users"}
 TARGET_URLS = ("BACKEND_URL", "AUTH_SERVICE_URL")
 AUTOSTART = "GOLDENPATH_AUTOSTART"
 
@@ -58,8 +61,10 @@ def target_answers(settings: Settings) -> bool:
 
 
 def local_secrets(settings: Settings) -> dict[str, str]:
-    """Made-up values for the secrets a stack of ours needs and the profile does not give."""
-    return {key: secrets.token_urlsafe(32) for key in LOCAL_SECRETS if not settings.get(key)}
+    """Made-up values for the secrets a stack of ours needs and the profile does not give,
+    and the token claims it declares."""
+    made = {key: secrets.token_urlsafe(32) for key in LOCAL_SECRETS if not settings.get(key)}
+    return made | {key: value for key, value in LOCAL_CLAIMS.items() if not settings.get(key)}
 
 
 def with_local_secrets(settings: Settings) -> Settings:
@@ -115,7 +120,8 @@ def stack_up_secrets(settings: Settings, spec: stack.StackSpec | None = None) ->
     serves = tuple(entries.get(name, "").rstrip("/") for name in TARGET_URLS)
     if serves != (settings.backend_url, settings.auth_service_url) or stack.find_running(spec) is None:
         return settings, None
-    found = {key: entries[key] for key in LOCAL_SECRETS if entries.get(key) and not settings.get(key)}
+    found = {key: entries[key] for key in (*LOCAL_SECRETS, *LOCAL_CLAIMS)
+             if entries.get(key) and not settings.get(key)}
     if not found:
         return settings, None
     return settings.with_values(found, f"{path} (invoke stack.up)"), path

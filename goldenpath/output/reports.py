@@ -28,7 +28,7 @@ The JSON shape (renderers, e.g. the HTML report, rely on it; keys are always pre
       "sla": {"passed": true | false | null,          # null: nothing was measured
               "metrics": [{metric, count, bound_ms, gate, passed, measured, message,
                            p50_ms, p95_ms, p99_ms, max_ms, at_gate_ms, uncertainty_ms,
-                           marginal}]},
+                           marginal, histogram: [[upper_ms, samples], ...]}]},
       "violations": [{"code": "MISSING_EVENT", "run_id": "..." | null, "message": "...",
                       "index": 3 | null}],
       "notes": ["free text"]

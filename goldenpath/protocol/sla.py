@@ -184,6 +184,9 @@ class MetricResult:
     at_gate_ms: tuple[tuple[str, float], ...] = ()
     uncertainty_ms: float | None = None
     marginal: bool = False  # failed, but by less than the clock uncertainty
+    # (upper bound ms, samples) per power-of-two bucket, first to last non-empty: the
+    # latency histogram the HTML report draws.
+    histogram: tuple[tuple[float, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -304,7 +307,7 @@ class SlaRecorder:
             metric, count, bound_ms, names, passed=not over and not offset_wrong, measured=True,
             message=message,
             p50_ms=at(50), p95_ms=at(95), p99_ms=at(99), max_ms=max_ms, at_gate_ms=gated,
-            uncertainty_ms=uncertainty_ms, marginal=marginal,
+            uncertainty_ms=uncertainty_ms, marginal=marginal, histogram=log_buckets(histogram),
         )  # fmt: skip
 
     def _uncertainty_ms(self, metric: str) -> float | None:
@@ -358,3 +361,12 @@ def _ms(value: float) -> str:
     if value >= 10:
         return f"{value:.1f}"
     return f"{value:.2f}"
+
+
+def log_buckets(histogram: HdrHistogram) -> tuple[tuple[float, int], ...]:
+    """The samples in power-of-two buckets of microseconds (1, 2, 4, ... µs), from the first
+    non-empty bucket to the last, empty ones between kept so the shape reads true."""
+    steps = [(float(step.value_iterated_to) / 1000, int(step.count_added_in_this_iter_step))
+             for step in histogram.get_log_iterator(1, 2.0)]
+    filled = [i for i, (_, count) in enumerate(steps) if count]
+    return tuple(steps[filled[0]:filled[-1] + 1]) if filled else ()

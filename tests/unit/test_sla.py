@@ -331,3 +331,19 @@ def test_a_run_deadline_follows_the_service_levels() -> None:
 
 def test_the_protocol_service_levels_are_the_settings_defaults() -> None:
     assert PROTOCOL_SLA == SLA
+
+
+def test_the_latency_histogram_spans_first_to_last_sample_in_power_of_two_buckets() -> None:
+    from hdrh.histogram import HdrHistogram
+
+    from goldenpath.protocol.sla import log_buckets
+
+    histogram = HdrHistogram(1, 3_600_000_000, 3)
+    for micros in (100, 200, 5_000, 300_000):
+        histogram.record_value(micros)
+    buckets = log_buckets(histogram)
+    assert buckets[0] == (0.128, 1)  # 100 µs falls in the bucket up to 128 µs
+    assert buckets[-1] == (524.288, 1)  # 300 ms in the one up to 524 ms
+    assert sum(count for _, count in buckets) == 4
+    assert [upper for upper, _ in buckets] == sorted(upper for upper, _ in buckets)
+    assert log_buckets(HdrHistogram(1, 3_600_000_000, 3)) == ()
