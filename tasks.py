@@ -23,7 +23,7 @@ from goldenpath.core import stack as stack_process
 from goldenpath.core.errors import ConfigError, DockerError, PolicyError, StackError
 from goldenpath.core.files import write_atomically
 from goldenpath.core.settings import Settings, load_settings
-from goldenpath.core.target import local_secrets
+from goldenpath.core.target import local_secrets, unconfigured
 from goldenpath.output.terminal import make_console
 
 if TYPE_CHECKING:
@@ -292,17 +292,20 @@ def auth_ports(c: Context, env: str = "", fix: bool = False, write_profile: bool
 def preflight(c: Context, env: str = "", only: list[str] | None = None, skip: list[str] | None = None,
               fix: bool = False, app_root: str = "", json: str = "") -> None:
     """Every environmental blocker at once: profile, tools, docker, auth ports, services, collection."""
+    out = json_output(json)
+    if flag_without_value("--only", only) or flag_without_value("--skip", skip) or any(
+            not name.strip() for name in [*(only or []), *(skip or [])]):
+        raise Exit("error: --only and --skip take a check's name, e.g. --only auth-ports", code=2)
+    settings = with_app_root(settings_for(env), app_root)
+    # Imported only now: the checks bring in the data-service and docker clients (about a
+    # second), and a bad flag or profile must be refused before that.
     from rich.live import Live
 
     from goldenpath.checks import preflight as checks
     from goldenpath.output.tables import preflight_table
     from goldenpath.output.terminal import end_live
 
-    out = json_output(json)
-    if flag_without_value("--only", only) or flag_without_value("--skip", skip) or any(
-            not name.strip() for name in [*(only or []), *(skip or [])]):
-        raise Exit("error: --only and --skip take a check's name, e.g. --only auth-ports", code=2)
-    ctx = checks.Context(root=ROOT, settings=with_app_root(settings_for(env), app_root), fix=fix)
+    ctx = checks.Context(root=ROOT, settings=settings, fix=fix)
     try:
         chosen = checks.select(checks.all_checks(ctx), only or [], skip or [])
     except ConfigError as exc:
@@ -346,6 +349,11 @@ def staging_health(c: Context, env: str = "", timeout: str = "", retries: str = 
 
     out = json_output(json)
     settings = settings_for(env)
+    if unconfigured(settings):
+        # The built-in loopback defaults are nobody's staging: probing them says nothing.
+        raise Exit(f"error: no target configured in profile {settings.profile!r}: set "
+                   f"{' and '.join(unconfigured(settings))} in envs/{settings.profile}.env "
+                   "or the environment", code=2)
     policy = ProbePolicy(
         timeout_s=number("timeout", timeout, minimum=0.001) if timeout else settings.timeout_s,
         retries=int(number("retries", retries, minimum=0, whole=True)),
