@@ -4,7 +4,12 @@ Each user logs in through the E2E bypass, opens a WebSocket with websocket-clien
 jwt.<token> subprotocol), sends BENCH_MESSAGES messages one after the other and reads every
 event of each run until its agent_completed, decoding each frame (json) and logging it to
 Locust's statistics as one request. When every user is done, the runner quits, so the client's
-CPU time covers the scenario and not idle waiting. Run by bench/load_client.py, headless.
+CPU time covers the scenario and not idle waiting (a finished user waits, idle, for the
+others). Run by bench/load_client.py, headless.
+
+The frame count is written to BENCH_RESULT when Locust quits: its ``--csv`` statistics file
+is only rewritten every second, so read after a short run it missed up to a third of the
+frames (and made Locust look that much costlier per event).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import time
 import uuid
 from typing import Any
 
+import gevent
+import gevent.event
 import websocket
 from locust import User, events, task
 from locust.exception import StopUser
@@ -24,7 +31,18 @@ WS = os.environ["BENCH_WS_URL"]
 KEY = os.environ["BENCH_E2E_KEY"]
 MESSAGES = int(os.environ["BENCH_MESSAGES"])
 USERS = int(os.environ["BENCH_USERS"])
-_done = {"users": 0}
+RESULT = os.environ["BENCH_RESULT"]
+_done = {"users": 0, "frames": 0}
+_all_done = gevent.event.Event()
+
+
+def _write_result(environment: Any, **_: Any) -> None:
+    with open(RESULT, "w", encoding="utf-8") as handle:
+        json.dump({"frames": _done["frames"], "users_done": _done["users"],
+                   "requests": environment.stats.total.num_requests}, handle)  # fmt: skip
+
+
+events.quitting.add_listener(_write_result)  # type: ignore[no-untyped-call, unused-ignore]
 
 
 class GoldenPathUser(User):
@@ -50,6 +68,7 @@ class GoldenPathUser(User):
                 raw = self.ws.recv()
                 frame: dict[str, Any] = json.loads(raw)
                 elapsed_ms = (time.perf_counter() - sent) * 1000
+                _done["frames"] += 1
                 fire(request_type="WS", name=str(frame.get("type")), response_time=elapsed_ms,  # type: ignore[no-untyped-call, unused-ignore]
                      response_length=len(raw), exception=None, context={})
                 if frame.get("type") == "agent_completed":
@@ -57,5 +76,11 @@ class GoldenPathUser(User):
         self.ws.close()
         _done["users"] += 1
         if _done["users"] >= USERS:
-            self.environment.runner.quit()
+            _all_done.set()
+            # From a greenlet of its own: quit() kills every user's greenlet, this one included,
+            # and called from here it died half-way and Locust idled until --run-time.
+            gevent.spawn(self.environment.runner.quit)
+        # Hold the slot until everyone is done: while Locust is still ramping up, a user that
+        # stopped is replaced by a new one (1,060 users ran at -u 1000 -r 200), extra work.
+        _all_done.wait()
         raise StopUser()

@@ -34,7 +34,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from goldenpath.client.auth import AuthClient, Tokens, new_http_client
+from goldenpath.client.auth import AuthClient, Tokens
 from goldenpath.client.rest import BackendApi
 from goldenpath.client.websocket import credentials
 from goldenpath.core.errors import AuthRefused, GoldenPathError, HttpStatusError
@@ -44,6 +44,7 @@ from goldenpath.load.config import LoadPlan
 from goldenpath.load.memory import MemoryWatch, memory_watch
 from goldenpath.load.metrics import percentile
 from goldenpath.load.target_state import ConnectionCount, back_to_baseline, open_connections
+from goldenpath.load.transport import new_client
 from goldenpath.protocol.clock import ClockOffset, PingSample, estimate_offset, parse_server_stamp
 from goldenpath.protocol.contract import Contract
 from goldenpath.protocol.events import Event, Run
@@ -51,9 +52,11 @@ from goldenpath.protocol.ledger import CanaryBook, Finding, UserLedger
 from goldenpath.protocol.sla import SlaRecorder, first_event_ns, run_deadline_s
 
 USER_PREFIX = "goldenpath-test-load"
-# httpcore's pool scans every waiting request against every connection (quadratic): with a
-# few hundred logins in flight at once that scan, not the network, ate seconds of CPU and
-# stalled the loop. A small pool keeps it cheap; the auth service is the bottleneck anyway.
+# Logins, privacy reads and /health polls go through goldenpath.load.transport (h11 over
+# asyncio streams, keep-alive): httpx's default transport (httpcore's quadratic pool scan,
+# anyio's per-read wrappers) cost more CPU than every WebSocket frame of the run. At most this
+# many in flight: the auth service is the bottleneck anyway, and a few kept-alive connections
+# serve every user.
 LOGIN_CONCURRENCY = 16
 PINGS = 4
 MEMORY_SAMPLE_S = 0.05
@@ -239,6 +242,7 @@ class LoadRunner:
         self._ready_count = 0
         self._failed_users = 0
         self._start = self._end = 0.0
+        self._ws_options = ws_options(settings.websocket_url)
 
     def stop(self) -> None:
         """Stop sending (Ctrl-C): runs in flight are abandoned, every socket is then closed."""
@@ -249,7 +253,7 @@ class LoadRunner:
     async def run(self) -> LoadState:
         raise_fd_limit()
         cpu_before = _cpu_s()
-        http = new_http_client(max_connections=LOGIN_CONCURRENCY)
+        http = new_client(max_connections=LOGIN_CONCURRENCY)
         state = self.state
         try:
             baseline = await open_connections(http, self.settings.backend_url, self.settings.timeout_s)
@@ -388,7 +392,8 @@ class LoadRunner:
             async with asyncio.timeout(timeout_s):
                 ws = await ws_connect(url, additional_headers=headers, subprotocols=subprotocols or None,
                                       compression=None, max_size=2**20, ping_interval=None,
-                                      open_timeout=timeout_s, close_timeout=2.0)  # fmt: skip
+                                      open_timeout=timeout_s, close_timeout=2.0,
+                                      **self._ws_options)  # fmt: skip
                 raw = await ws.recv()
         except (TimeoutError, OSError, WebSocketException, ValueError) as exc:
             reason = mask_text(str(exc), [token]) or type(exc).__name__
@@ -556,6 +561,21 @@ def _tool_ms(run: Run, contract: Contract) -> list[float]:
         elif kind == contract.tool_completed and name in started:
             durations.append((event.mono_ns - started.pop(name)) / 1e6)
     return durations
+
+
+def ws_options(url: str) -> dict[str, Any]:
+    """The proxy for the target, resolved once: websockets (15+) otherwise reads the proxy
+    environment again for every connection it opens (a scan of os.environ each time, a tenth
+    of the runner's CPU at 200 users). The same answer it would find, so the same route."""
+    try:
+        from websockets.proxy import get_proxy
+        from websockets.uri import parse_uri
+    except ImportError:  # websockets < 15 has no proxy support: nothing to resolve
+        return {}
+    try:
+        return {"proxy": get_proxy(parse_uri(url))}
+    except (ValueError, WebSocketException):
+        return {}  # a malformed URL: connect reports it, as before
 
 
 def _int(raw: str | None) -> int | None:
