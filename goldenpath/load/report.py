@@ -20,7 +20,8 @@ The section (``LoadReport.as_dict()``), for whoever renders it:
      "connections": {"exposed", "baseline", "after", "returned", "message"},
      "privacy": {"checked", "breaches": [str]},
      "gates": [{"name", "passed" (true | false | null: not measured), "message"}],
-     "users": [{"index", "user_id", "runs", "events", "violations", "p95_first_event_ms"}]}
+     "users": [{"index", "user_id", "runs", "events", "violations", "p95_first_event_ms"}],
+     "timeline": [{"t_s", "runs", "events_per_s", "p95_first_event_ms"}, ...]}  # by window
 
 ``passed`` is true only when every gate that could be measured passed and none failed.
 """
@@ -30,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,10 +41,12 @@ from goldenpath.core.files import write_atomically
 from goldenpath.core.masking import mask_text, mask_url
 from goldenpath.core.settings import SPECS_BY_NAME, Settings
 from goldenpath.load.memory import MemorySeries, slope_kib_per_run
-from goldenpath.load.metrics import Trend, detection_sentence, one_in_k, trend, trend_floor_ms
+from goldenpath.load.metrics import Trend, detection_sentence, one_in_k, percentile, trend, trend_floor_ms
 from goldenpath.load.runner import LoadRunner, LoadState
 from goldenpath.protocol.sla import METRICS, SlaReport
 
+# The timeline's resolution: enough points for a trend, few enough to read.
+TIMELINE_WINDOWS = 20
 SHOWN_FINDINGS = 50
 
 
@@ -169,6 +173,7 @@ class LoadReport:
             "users": [{"index": u.index, "user_id": u.user_id, "runs": u.runs, "events": u.events,
                        "violations": findings_per_user.get(u.user_id or "", 0),
                        "p95_first_event_ms": u.p95_ms()} for u in s.users],
+            "timeline": timeline(s.completions, elapsed),
         }
 
     def lines(self) -> list[str]:
@@ -232,3 +237,22 @@ def write_load_report(report: LoadReport, directory: Path, name: str = "load") -
 def loop_name() -> str:
     loop = asyncio.get_running_loop()
     return f"{type(loop).__module__}.{type(loop).__name__}"
+
+
+def timeline(completions: Sequence[tuple[float, int, float | None]], elapsed_s: float,
+             windows: int = TIMELINE_WINDOWS) -> list[dict[str, float | int | None]]:
+    """Events per second and first-event p95 in equal windows of the run, by when runs ended:
+    a run's events are counted in the window its last one came, which smooths nothing away
+    that a window of a few seconds would show."""
+    if not completions or elapsed_s <= 0:
+        return []
+    width = elapsed_s / windows
+    rows: list[dict[str, float | int | None]] = []
+    for index in range(windows):
+        start, end = index * width, (index + 1) * width
+        inside = [c for c in completions if start <= c[0] < end or (index == windows - 1 and c[0] >= end)]
+        firsts = [ms for _, _, ms in inside if ms is not None]
+        rows.append({"t_s": round(end, 3), "runs": len(inside),
+                     "events_per_s": round(sum(events for _, events, _ in inside) / width, 1),
+                     "p95_first_event_ms": percentile(firsts, 95)})
+    return rows

@@ -110,6 +110,9 @@ class LoadState:
     bad_frames: ErrorCount = field(default_factory=ErrorCount)
     users: list[UserRow] = field(default_factory=list)
     first_event_by_seq: dict[int, float] = field(default_factory=dict)
+    # (seconds since start, events of the run, first-event ms) per finished run: the report's
+    # timeline of events per second and p95 over time.
+    completions: list[tuple[float, int, float | None]] = field(default_factory=list)
     tool_result_by_seq: dict[int, float] = field(default_factory=dict)
     privacy_checked: int = 0
     privacy_breaches: list[str] = field(default_factory=list)
@@ -468,6 +471,8 @@ class LoadRunner:
         if first is not None:
             state.first_event_by_seq[seq] = first / 1e6
             user.row.first_event_ms.append(first / 1e6)
+        state.completions.append((time.monotonic() - state.started_mono, len(run.events),
+                                  None if first is None else first / 1e6))
         tools = _tool_ms(run, self.contract)
         if tools:
             state.tool_result_by_seq[seq] = max(tools)

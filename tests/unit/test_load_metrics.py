@@ -123,3 +123,17 @@ def test_a_local_backend_is_found_by_its_port() -> None:
     gone = asyncio.run(_watch_for({}, pid=2**22 + 12345))
     assert gone.source is None
     assert "no such process" in (gone.why_not or "")
+
+
+def test_the_timeline_counts_events_per_second_and_p95_per_window() -> None:
+    from goldenpath.load.report import timeline
+
+    # Ten runs of 5 events in the first second, ten in the last, first events slower later.
+    early = [(0.05 * i, 5, 10.0) for i in range(10)]
+    late = [(1.5 + 0.05 * i, 5, 40.0) for i in range(10)]
+    rows = timeline([*early, *late], 2.0, windows=2)
+    assert [row["t_s"] for row in rows] == [1.0, 2.0]
+    assert [row["runs"] for row in rows] == [10, 10]
+    assert [row["events_per_s"] for row in rows] == [50.0, 50.0]
+    assert [row["p95_first_event_ms"] for row in rows] == [10.0, 40.0]
+    assert timeline([], 2.0) == []
