@@ -28,11 +28,12 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from goldenpath.protocol.contract import PROTOCOL, Code, Contract, Violation, check_events
+from goldenpath.protocol.events import Event
 
 CANARY = re.compile(r"gpc-[0-9a-f]{16}")
 EVIDENCE_CHARS = 200
@@ -207,6 +208,16 @@ class UserLedger:
         if more:
             found = (found or []) + more
         return self._keep(found)
+
+    def observer(self, socket: int, on_finding: Callable[[], None] | None = None,
+                 ) -> Callable[[Event, str], None]:
+        """A connection observer (goldenpath.client.websocket) that hands this user's frames
+        on ``socket`` to ``receive``; ``on_finding`` is told when one breaks a rule."""
+        def observe(event: Event, raw: str) -> None:
+            if self.receive(socket, raw, event.frame) and on_finding is not None:
+                on_finding()
+
+        return observe
 
     def finish(self, *, lost_sockets: frozenset[int] = frozenset()) -> list[Finding]:
         """Check every run whose ending never came (on sockets that did not break); the findings

@@ -162,7 +162,9 @@ class ReportKeeper:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     settings = current_settings()
-    if not settings.layer:
+    # Under pytest-xdist the controller keeps the report: it sees every worker's results,
+    # and one writer per file keeps the report whole.
+    if not settings.layer or hasattr(session.config, "workerinput"):
         return
     report = new_report(settings)
     session.config.stash[REPORT_KEY] = report

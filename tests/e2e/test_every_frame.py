@@ -14,8 +14,8 @@ import uuid
 
 import pytest
 
-from goldenpath.client.websocket import Connection, Observer
-from goldenpath.protocol.events import Event, Run
+from goldenpath.client.websocket import Connection
+from goldenpath.protocol.events import Run
 from goldenpath.protocol.ledger import CanaryBook, Finding, UserLedger
 
 from .helpers import Harness, Scenario
@@ -24,14 +24,6 @@ pytestmark = [pytest.mark.golden_path, pytest.mark.websocket]
 
 # Enough runs that a late or replayed frame of one run lands while the next is under way.
 RUNS = 3
-
-
-def observer(ledger: UserLedger, socket: int, found: asyncio.Event) -> Observer:
-    def receive(event: Event, raw: str) -> None:
-        if ledger.receive(socket, raw, event.frame):
-            found.set()
-
-    return receive
 
 
 async def ended_or_found(run: Run, found: asyncio.Event) -> None:
@@ -57,7 +49,7 @@ def test_every_frame_of_a_user_is_checked_across_runs_and_sockets(scenario: Scen
         sockets: list[Connection] = []
         try:
             for number in range(2):
-                sockets.append(await h.gp.connect(tokens, observers=[observer(ledger, number, found)]))
+                sockets.append(await h.gp.connect(tokens, observers=[ledger.observer(number, found.set)]))
             first = sockets[0]
             for turn in range(RUNS):
                 message_id = str(uuid.uuid4())

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
@@ -20,7 +20,7 @@ import pytest
 from goldenpath.checks.probes import Probe, http_answer, probe_clickhouse, probe_postgres, probe_redis
 from goldenpath.client.auth import Tokens, new_http_client
 from goldenpath.client.rest import BackendApi
-from goldenpath.client.websocket import Connection, GoldenPathClient
+from goldenpath.client.websocket import Connection, GoldenPathClient, Observer
 from goldenpath.core.errors import GoldenPathError, ProbeFailure, ProtocolError, Unreachable
 from goldenpath.core.masking import mask_url
 from goldenpath.core.settings import Settings
@@ -67,8 +67,8 @@ class StagingSession:
         self._logged_in.append(tokens)
         return tokens
 
-    async def connect(self, tokens: Tokens) -> Connection:
-        connection = await self.client.connect(tokens)
+    async def connect(self, tokens: Tokens, observers: Iterable[Observer] = ()) -> Connection:
+        connection = await self.client.connect(tokens, observers=observers)
         self._connections.append(connection)
         return connection
 

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_the_repository_declares_every_layer() -> None:
     project = load_project(REPO / "pyproject.toml")
-    assert set(project.layers) == {"unit", "integration", "e2e", "staging", "multi_user", "docker"}
+    assert set(project.layers) == {"unit", "integration", "e2e", "staging", "multi_user", "docker", "proof"}
     assert project.layers["staging"].profile == "staging"
     assert project.layers["e2e"].needs_target
     assert not project.layers["unit"].needs_target

@@ -23,7 +23,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW = REPO / ".github" / "workflows" / "validate.yml"
 # What CI runs on every push and pull request, and what only on the schedule or by hand.
-INTENDED = {"lint", "collect", "unit", "integration", "e2e", "multi_user", "docker"}
+INTENDED = {"lint", "collect", "unit", "integration", "e2e", "multi_user", "docker", "proof"}
 SCHEDULED_ONLY = {"multi_user", "staging"}
 
 
