@@ -16,11 +16,12 @@ from goldenpath.checks.probes import (
     probe_redis,
     who_answers,
 )
-from goldenpath.client.auth import E2E_KEY_SETTING, AuthClient, Tokens, new_http_client
+from goldenpath.client.auth import AuthClient, Tokens, new_http_client
 from goldenpath.client.websocket import connect
 from goldenpath.core.errors import AuthRefused, GoldenPathError, ProbeFailure, ProbeSkipped
 from goldenpath.core.http import AUTH_IDENTITY
 from goldenpath.core.settings import Settings
+from goldenpath.protocol.contract import E2E_KEY_SETTING
 
 NamedProbe = tuple[str, str, Probe]
 # The socket probe's calls: log in, upgrade, connection_established, close, log out.

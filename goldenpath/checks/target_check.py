@@ -17,10 +17,11 @@ from pathlib import Path
 
 from goldenpath.checks.health import open_once
 from goldenpath.checks.probes import ProbePolicy, probe_liveness, run_probes
-from goldenpath.client.auth import E2E_KEY_SETTING, AuthClient, Tokens
+from goldenpath.client.auth import AuthClient, Tokens
 from goldenpath.core.errors import ConfigError, GoldenPathError, HttpStatusError
 from goldenpath.core.http import AUTH_IDENTITY
 from goldenpath.core.settings import Settings, load_settings
+from goldenpath.protocol.contract import E2E_KEY_SETTING
 
 # The platform answered but failed inside (501, "not implemented", means no such endpoint).
 PLATFORM_FAILING = frozenset({500, 502, 503, 504})

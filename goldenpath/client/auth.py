@@ -27,9 +27,8 @@ from goldenpath.core.errors import (
 )
 from goldenpath.core.masking import mask_text, mask_url
 from goldenpath.core.settings import Settings
+from goldenpath.protocol.contract import E2E_KEY_HEADER, E2E_KEY_SETTING
 
-E2E_KEY_SETTING = "E2E_OAUTH_SIMULATION_KEY"
-E2E_KEY_HEADER = "X-E2E-Bypass-Key"
 _BODY_SHOWN = 160
 
 

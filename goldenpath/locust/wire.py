@@ -40,10 +40,8 @@ from goldenpath.core.errors import (
 )
 from goldenpath.core.masking import mask_text, mask_url
 from goldenpath.core.settings import Settings
-from goldenpath.protocol.contract import TRANSPORTS, Contract
+from goldenpath.protocol.contract import E2E_KEY_HEADER, E2E_KEY_SETTING, TRANSPORTS, Contract
 
-E2E_KEY_SETTING = "E2E_OAUTH_SIMULATION_KEY"
-E2E_KEY_HEADER = "X-E2E-Bypass-Key"
 EMAIL_DOMAIN = "locust.goldenpath.test"
 _SHOWN = 160
 _TOKEN_CHARS = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")

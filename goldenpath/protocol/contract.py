@@ -25,6 +25,9 @@ from goldenpath.protocol.clock import parse_server_time
 from goldenpath.protocol.events import Event, Run
 
 TRANSPORTS = ("subprotocol", "header", "query")
+# The auth service's E2E bypass: the header its key travels in, and the setting that holds it.
+E2E_KEY_HEADER = "X-E2E-Bypass-Key"
+E2E_KEY_SETTING = "E2E_OAUTH_SIMULATION_KEY"
 ENVELOPE_FIELDS = ("type", "run_id", "thread_id", "user_id", "message_id", "agent_name", "timestamp", "data")
 EVENT_NAME_FIELDS = ("agent_started", "agent_thinking", "tool_executing", "tool_completed",
                      "agent_completed", "agent_error", "connection_established", "error_message",

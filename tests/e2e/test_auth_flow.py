@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from goldenpath.client.auth import E2E_KEY_SETTING
 from goldenpath.core.settings import Settings
+from goldenpath.protocol.contract import E2E_KEY_SETTING
 from goldenpath.testkit.plugin import user_email
 from goldenpath.testkit.support import service_missing
 
