@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 from goldenpath.core.files import write_atomically
-from goldenpath.output.junit import Case
 
 COLLECT_TIMEOUT_S = 600.0
 # Large enough that no repository reaches it: every error is listed.
@@ -469,11 +468,3 @@ def as_dict(result: CollectResult) -> dict[str, Any]:
 
 def write_json(result: CollectResult, path: Path) -> None:
     write_atomically(path, json.dumps(as_dict(result), indent=2, sort_keys=True) + "\n")
-
-
-def junit_cases(result: CollectResult) -> list[Case]:
-    cases = [Case(f"{e.kind}: {e.file} {e.name}".strip(), e.hint or e.detail) for e in result.errors]
-    if not result.errors:
-        failure = None if result.ok else "no tests collected"
-        cases.append(Case(f"collect {', '.join(result.layers)}", failure))
-    return cases

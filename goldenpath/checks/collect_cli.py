@@ -20,10 +20,10 @@ from pathlib import Path
 from rich.console import Console
 
 from goldenpath.checks.app import app_interpreter, load_app, pytest_pin
-from goldenpath.checks.collect import Runner, audit, junit_cases, write_json
+from goldenpath.checks.collect import CollectResult, Runner, audit, write_json
 from goldenpath.core.errors import ConfigError
 from goldenpath.core.layers import load_project
-from goldenpath.output.junit import write_junit
+from goldenpath.output.junit import Case, write_junit
 from goldenpath.output.tables import print_collect
 
 
@@ -56,6 +56,14 @@ def app_runner(args: argparse.Namespace, renames: Mapping[str, str]) -> tuple[Ru
                   "are not installed there: set GOLDENPATH_APP_PYTHON to its venv for a faithful audit")
     groups = {path: [path] for path in config.paths} or {"app": []}
     return Runner(python=python, root=root, renames=renames, choice=choice), groups
+
+
+def junit_cases(result: CollectResult) -> list[Case]:
+    cases = [Case(f"{e.kind}: {e.file} {e.name}".strip(), e.hint or e.detail) for e in result.errors]
+    if not result.errors:
+        failure = None if result.ok else "no tests collected"
+        cases.append(Case(f"collect {', '.join(result.layers)}", failure))
+    return cases
 
 
 def main(argv: Sequence[str] | None = None) -> int:
