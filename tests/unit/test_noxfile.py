@@ -27,7 +27,7 @@ def nox(*args: str, env: dict[str, str] | None = None, tmp: Path,
         [sys.executable, "-m", "nox", "--noxfile", str(noxfile),
          "--envdir", str(tmp / "nox"), *args],
         capture_output=True, text=True, timeout=120, check=False,
-        env={**os.environ, "NOX_SCRIPT_MODE": "none", **(env or {})},
+        env={**environ_without_settings(), "NOX_SCRIPT_MODE": "none", **(env or {})},
     )
 
 
