@@ -235,6 +235,10 @@ async def _get(client: httpx.AsyncClient, url: str, *, timeout_s: float, default
         if isinstance(exc, httpx.TimeoutException):
             raise ProbeFailure(f"{mask_url(url)} did not answer within {timeout_s:g}s "
                                f"({type(exc).__name__}){who}") from None  # fmt: skip
+        if isinstance(exc, httpx.ConnectError):
+            # Refused, unresolvable or unroutable: httpx's "All connection attempts failed"
+            # does not say which, but for whoever reads the table it is one thing.
+            raise ProbeFailure(f"nothing answers at {mask_url(url)} ({_first_line(exc)}){who}") from None
         raise ProbeFailure(f"{type(exc).__name__}: {_first_line(exc)}{who}") from None
     return HttpAnswer(response.status_code, body[:MAX_BODY])
 

@@ -70,7 +70,8 @@ def assert_secrets_handed_on(path: Path, env: dict[str, str], output: str, tmp_p
     and a layer using that stack gets them: the auth service takes the bypass key."""
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     written = dict(line.split("=", 1) for line in path.read_text().splitlines() if not line.startswith("#"))
-    assert set(written) == {"BACKEND_URL", "AUTH_SERVICE_URL", "E2E_OAUTH_SIMULATION_KEY", "JWT_SECRET_KEY"}
+    assert set(written) == {"BACKEND_URL", "AUTH_SERVICE_URL", "E2E_OAUTH_SIMULATION_KEY", "JWT_SECRET_KEY",
+                            "JWT_ISSUER", "JWT_AUDIENCE"}
     assert not any(written[key] in output for key in LOCAL_SECRETS)
     settings = load_settings(REPO, "local", environ={**env, "GOLDENPATH_STACK_DIR": str(tmp_path / "stack")})
     with ensure_target(settings) as target:
