@@ -66,16 +66,10 @@ async def refresh(request: Request) -> Response:
 
 async def validate(request: Request) -> Response:
     services = services_of(request)
-    faults = services.settings.faults
     data = await _body(services, request)
     token = required_str(data, "token", _MAX_TOKEN)
     try:
-        claims = services.tokens.decode(
-            token,
-            expect="access",
-            allow_expired=faults.accept_expired,
-            allow_other_type=faults.accept_refresh_as_access,
-        )
+        claims = services.tokens.decode_access(token)
     except TokenError as exc:
         return JSONResponse({"valid": False, "error": str(exc)}, status_code=401)
     return JSONResponse(

@@ -36,14 +36,8 @@ def rest_user(services: Services, request: Request) -> str:
     challenge = {"WWW-Authenticate": "Bearer"}
     if token is None:
         raise ApiError(401, "missing_token", "Authorization: Bearer <token> required", headers=challenge)
-    faults = services.settings.faults
     try:
-        claims = services.tokens.decode(
-            token,
-            expect="access",
-            allow_expired=faults.accept_expired,
-            allow_other_type=faults.accept_refresh_as_access,
-        )
+        claims = services.tokens.decode_access(token)
     except TokenError as exc:
         raise ApiError(401, "invalid_token", str(exc), headers=challenge) from None
     return claims.user_id

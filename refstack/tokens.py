@@ -46,6 +46,10 @@ class TokenService:
         # check (WebSocket, REST and the auth service alike), the claim must still be present.
         self._verify_iss = not settings.faults.accept_wrong_issuer
         self._verify_aud = not settings.faults.accept_wrong_audience
+        # Faults accept_expired / accept_refresh_as_access: every access-token check (the
+        # WebSocket, REST, /auth/validate) lets those through.
+        self._access_allows_expired = settings.faults.accept_expired
+        self._access_allows_refresh = settings.faults.accept_refresh_as_access
 
     @staticmethod
     def new_session_id() -> str:
@@ -76,6 +80,11 @@ class TokenService:
             "aud": self._audience,
         }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def decode_access(self, token: str) -> Claims:
+        """An access token's claims, as every endpoint that takes one checks it."""
+        return self.decode(token, expect="access", allow_expired=self._access_allows_expired,
+                           allow_other_type=self._access_allows_refresh)
 
     def decode(
         self,

@@ -79,12 +79,7 @@ def ws_user(services: Services, token: str | None) -> str | None:
         return f"anonymous-{uuid.uuid4().hex[:12]}" if faults.ws_no_auth else None
     tokens = services.tokens
     try:
-        return tokens.decode(
-            token,
-            expect="access",
-            allow_expired=faults.accept_expired,
-            allow_other_type=faults.accept_refresh_as_access,
-        ).user_id
+        return tokens.decode_access(token).user_id
     except TokenError:
         if faults.ws_invalid_token:
             return tokens.decode_unverified(token).user_id
