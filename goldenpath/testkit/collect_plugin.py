@@ -14,6 +14,7 @@ pytest version, the rootdir and configfile, and the application's own ``--maxfai
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -103,4 +104,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         "maxfail": config.getoption("maxfail"),
         "own_stoppers": _own_stoppers(config),
     }
-    Path(target).write_text(json.dumps(payload), encoding="utf-8")
+    # Written beside itself and renamed, as goldenpath.core.files does (which this standalone
+    # copy cannot import): the audit never reads half a report of a killed pytest.
+    partial = Path(f"{target}.partial")
+    partial.write_text(json.dumps(payload), encoding="utf-8")
+    os.replace(partial, target)
